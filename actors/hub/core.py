@@ -1,0 +1,130 @@
+"""The hub's pure core: what to do with each frame, when to flush, what to acknowledge.
+
+No I/O here: the core returns effects (write these frames, publish this ack, keep this dead
+letter) that the actor carries out. Dedup itself is the store's job (one transaction per
+flush, keyed on (node, session, seq)); the core acknowledges stored *and* duplicate frames,
+because a duplicate means the node missed an earlier ack and must stop resending.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pymonitor.actors.runtime.intake import Accepted, Inbound, accept, dead_letter
+from pymonitor.broker import topics
+from pymonitor.messages import (
+    MAX_FRAME_BYTES,
+    DeadLetter,
+    DeliveryAck,
+    Event,
+    NodeBirth,
+    NodeDeath,
+    ReadingBatch,
+    encode,
+    to_ranges,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFrames:
+    frames: list[ReadingBatch]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Keep a birth, death, event or dead letter in the store."""
+
+    message: NodeBirth | NodeDeath | Event | DeadLetter
+
+
+Effect = WriteFrames | Publish | Record
+
+
+@dataclass
+class HubCounters:
+    frames: int = 0
+    frames_stored: int = 0
+    duplicates: int = 0
+    readings: int = 0
+    dead_letters: int = 0
+    births: int = 0
+    deaths: int = 0
+    events: int = 0
+    acks: int = 0
+    ignored: int = 0
+
+
+@dataclass
+class HubCore:
+    """Accepts frames for one fleet and batches readings for the store."""
+
+    fleet: str
+    node: str
+    flush_max_frames: int = 256
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    pending: list[ReadingBatch] = field(default_factory=list)
+    counters: HubCounters = field(default_factory=HubCounters)
+
+    def on_frame(self, inbound: Inbound, now_ms: int) -> list[Effect]:
+        result = accept(self.node, inbound, now_ms, self.max_frame_bytes)
+        if isinstance(result, DeadLetter):
+            return self._refuse(result)
+        return self._route(result, inbound, now_ms)
+
+    def _refuse(self, letter: DeadLetter) -> list[Effect]:
+        self.counters.dead_letters += 1
+        topic = topics.up(self.fleet, self.node, "deadletter")
+        return [Record(letter), Publish(topic, encode(letter))]
+
+    def _route(self, accepted: Accepted, inbound: Inbound, now_ms: int) -> list[Effect]:
+        msg, kind = accepted.message, accepted.topic.kind
+        if isinstance(msg, ReadingBatch) and kind in ("readings", "backfill"):
+            self.counters.frames += 1
+            self.pending.append(msg)
+            return self.on_flush(now_ms) if len(self.pending) >= self.flush_max_frames else []
+        if isinstance(msg, NodeBirth) and kind == "state":
+            self.counters.births += 1
+            return [Record(msg)]
+        if isinstance(msg, NodeDeath) and kind == "state":
+            self.counters.deaths += 1
+            return [Record(msg)]
+        if isinstance(msg, Event) and kind == "events":
+            self.counters.events += 1
+            return [Record(msg)]
+        if isinstance(msg, DeadLetter) and kind == "deadletter":
+            self.counters.ignored += 1  # another node's dead letter: already recorded where it happened
+            return []
+        reason = f"MessageError: a {type(msg).__name__} does not belong on a {kind!r} topic"
+        return self._refuse(dead_letter(self.node, inbound.topic, inbound.payload, reason, now_ms))
+
+    def on_flush(self, now_ms: int) -> list[Effect]:
+        """Hand pending frames to the store (the actor calls :meth:`on_written` after commit)."""
+        if not self.pending:
+            return []
+        frames, self.pending = self.pending, []
+        return [WriteFrames(frames)]
+
+    def on_written(
+        self, stored: list[ReadingBatch], duplicates: list[ReadingBatch], readings: int, now_ms: int
+    ) -> list[Effect]:
+        """Acknowledge every frame of the transaction, one ack per (node, session)."""
+        self.counters.frames_stored += len(stored)
+        self.counters.duplicates += len(duplicates)
+        self.counters.readings += readings
+        seqs: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for frame in (*stored, *duplicates):
+            seqs[(frame.node, frame.session)].append(frame.seq)
+        effects: list[Effect] = []
+        for (node, session), numbers in seqs.items():
+            ack = DeliveryAck(node=node, session=session, ranges=to_ranges(numbers), hub_ts_ms=now_ms)
+            effects.append(Publish(topics.delivery_ack(self.fleet, node), encode(ack)))
+            self.counters.acks += 1
+        return effects

@@ -1,0 +1,299 @@
+"""The ``pymonitor`` command: one sub-command per job, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from pymonitor import __version__
+
+app = typer.Typer(
+    help="PyMonitor: monitoring for things that are far away, numerous and badly connected.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line of stdout).")]
+BrokerOpt = Annotated[str, typer.Option(help="mqtt://host:port URL, or auto / embedded / mosquitto to start one.")]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log more.")] = False) -> None:
+    _logging(verbose)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def demo(
+    devices: Annotated[int, typer.Option(min=1)] = 500,
+    gateways: Annotated[int, typer.Option(min=1)] = 10,
+    seconds: Annotated[float, typer.Option(min=1.0)] = 20.0,
+    interval: Annotated[float, typer.Option(help="Seconds between samples of one device; 0 = auto.")] = 0.0,
+    broker: BrokerOpt = "auto",
+    db: Annotated[Path | None, typer.Option(help="Keep the hub database here (default: temporary).")] = None,
+    seed: int = 1,
+    cut_link: Annotated[bool, typer.Option(help="Cut one gateway's link partway.")] = True,
+    json: JsonFlag = False,
+) -> None:
+    """Broker + hub + simulated fleet in one go, with a link cut; every reading accounted for."""
+    from pymonitor.simulators.demo import DemoOptions, run_demo
+
+    if gateways > devices:
+        _fail("--gateways must not exceed --devices")
+    interval_s = interval if interval > 0 else max(1.0, devices / 10_000)
+    options = DemoOptions(
+        devices=devices,
+        gateways=gateways,
+        seconds=seconds,
+        interval_s=interval_s,
+        broker=broker,
+        db=db,
+        seed=seed,
+        cut_link=cut_link,
+    )
+    progress = (lambda line: typer.echo(line, err=True)) if json else typer.echo
+    summary = run_demo(options, progress)
+    if json:
+        _print_json(summary.as_dict())
+    else:
+        s = summary
+        typer.echo("")
+        typer.echo(f"generated  {s.generated:>12,} readings by {s.devices:,} devices behind {s.gateways} gateways")
+        typer.echo(f"stored     {s.stored:>12,} readings in the hub's SQLite store ({s.readings_per_s:,.0f}/s)")
+        typer.echo(f"lost       {s.lost:>12,}")
+        typer.echo(f"duplicated {s.duplicates:>12,}   ({s.duplicate_frames_dropped} redelivered frames dropped by dedup)")
+        if s.cut_gateway:
+            typer.echo(f"link cut   {s.cut_gateway} for {s.cut_s:.0f} s; worst catch-up delay {s.worst_catch_up_s:.1f} s")
+        typer.echo(f"broker     {s.broker}; fleet started in {s.startup_s:.1f} s; run took {s.wall_s:.1f} s")
+        typer.echo("result     " + ("OK: nothing lost, nothing duplicated" if s.ok else "FAILED: see the counts above"))
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def broker(
+    kind: Annotated[str, typer.Option(help="embedded (amqtt) or mosquitto.")] = "embedded",
+    port: Annotated[int | None, typer.Option(help="Default: 1883 if free, else a free port.")] = None,
+    host: str = "127.0.0.1",
+) -> None:
+    """Run an MQTT broker in the foreground until Ctrl-C."""
+    import threading
+
+    from pymonitor.broker import BrokerStartError, start_broker
+
+    try:
+        running = start_broker("embedded-thread" if kind == "embedded" else kind, host=host, port=port)
+    except BrokerStartError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"{kind} broker listening on {running.url} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+
+
+def _run_config(config: Any, seconds: float | None, json: bool) -> None:
+    from pymonitor.actors.runtime.node import RunningNode, run_until_signal, start_node
+
+    node = start_node(config)
+    typer.echo(f"node {config.node.name} connected to {node.broker_url} (Ctrl-C or SIGTERM to stop)", err=True)
+
+    def report(n: RunningNode) -> None:
+        typer.echo(orjson.dumps(n.status()).decode(), err=True)
+
+    run_until_signal(node, seconds=seconds, report=report)
+    if json:
+        _print_json({"node": config.node.name, "stopped": True})
+
+
+@app.command()
+def node(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The node's TOML file.")],
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long (default: run until a signal).")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Run a node from its TOML config until SIGTERM/SIGINT."""
+    from pymonitor.deploy import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    _run_config(cfg, seconds, json)
+
+
+@app.command()
+def hub(
+    broker: BrokerOpt = "auto",
+    db: Path = Path("pymonitor.db"),
+    fleet: str = "default",
+    name: str = "hub",
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+) -> None:
+    """Run a hub: subscribe to a fleet and store its readings in SQLite."""
+    from pymonitor.deploy import ConfigError, parse_config
+
+    try:
+        cfg = parse_config({"node": {"name": name, "fleet": fleet}, "broker": {"url": broker}, "hub": {"db": str(db)}})
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    _run_config(cfg, seconds, False)
+
+
+@app.command()
+def simulate(
+    broker: Annotated[str, typer.Option(help="mqtt://host:port of the broker the hub listens on.")],
+    devices: Annotated[int, typer.Option(min=1)] = 500,
+    gateways: Annotated[int, typer.Option(min=1)] = 10,
+    interval: Annotated[float, typer.Option(help="Seconds between samples of one device.")] = 1.0,
+    speed: Annotated[float, typer.Option(help="Clock speed: 60 = one simulated minute per second.")] = 1.0,
+    seed: int = 1,
+    fleet: str = "default",
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
+) -> None:
+    """Run a simulated fleet (N devices behind G gateways) against a broker."""
+    from pymonitor.deploy import ConfigError, parse_config
+
+    data = {
+        "node": {"name": "simulator", "fleet": fleet},
+        "broker": {"url": broker},
+        "clock": {"speed": speed},
+        "simulator": {"devices": devices, "gateways": gateways, "interval_s": interval, "seed": seed},
+    }
+    try:
+        cfg = parse_config(data, "command line")
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    _run_config(cfg, seconds, False)
+
+
+@app.command()
+def pub(
+    topic: Annotated[str, typer.Option(help="Topic to publish on.")],
+    broker: Annotated[str, typer.Option(help="mqtt://host:port")] = "mqtt://127.0.0.1:1883",
+    tag: Annotated[str | None, typer.Option(help="Message tag, e.g. event.v1 (with --data).")] = None,
+    data: Annotated[str | None, typer.Option(help="The message fields as a JSON object.")] = None,
+    raw: Annotated[Path | None, typer.Option(help="Publish this file's bytes as they are (- for stdin).")] = None,
+    retain: bool = False,
+) -> None:
+    """Publish one message (validated by the codec) or raw bytes."""
+    from pymonitor.messages import MessageError
+
+    from .mqtt_tools import build_frame, publish
+
+    if raw is not None:
+        frame = sys.stdin.buffer.read() if str(raw) == "-" else raw.read_bytes()
+    elif tag is not None and data is not None:
+        try:
+            frame = build_frame(tag, data)
+        except (MessageError, ValueError) as exc:
+            _fail(str(exc))
+            return
+    else:
+        _fail("give --tag and --data, or --raw FILE")
+        return
+    try:
+        publish(broker, topic, frame, retain=retain)
+    except (ConnectionError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"published {len(frame)} bytes to {topic}", err=True)
+
+
+@app.command()
+def sub(
+    topic: Annotated[str, typer.Option(help="Topic filter, e.g. 'pm/v1/+/+/up/#'.")] = "pm/v1/#",
+    broker: Annotated[str, typer.Option(help="mqtt://host:port")] = "mqtt://127.0.0.1:1883",
+    count: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Print every frame as a JSON line (decoded CBOR; bad frames show the codec's error)."""
+    from .mqtt_tools import subscribe
+
+    try:
+        subscribe(broker, topic, count=count, timeout_s=timeout)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def stats(
+    db: Annotated[Path, typer.Option(help="The hub's SQLite file.")] = Path("pymonitor.db"),
+    json: JsonFlag = False,
+) -> None:
+    """What the hub store holds: nodes, devices, frames, readings, dead letters."""
+    from pymonitor.store import HubStore
+
+    if not db.exists():
+        _fail(f"{db}: no such store")
+    store = HubStore(db)
+    try:
+        data = store.stats()
+        data["per_node"] = store.per_node()
+        data["accounting"] = store.reading_accounting()
+        data["recent_events"] = store.recent_events(5)
+    finally:
+        store.close()
+    if json:
+        _print_json(data)
+        return
+    typer.echo(f"store     {data['path']}")
+    for key in ("nodes", "nodes_online", "devices", "metrics", "frames", "readings", "events", "dead_letters"):
+        typer.echo(f"{key:<13} {data[key]:>12,}")
+    typer.echo(f"duplicates    {data['accounting']['duplicates']:>12,}")
+    for row in data["per_node"][:20]:
+        state = "online " if row["online"] else "offline"
+        typer.echo(f"  {row['node']:<20} {state} frames {row['frames']:>8,} readings {row['readings']:>10,}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmark: ingest.")]) -> None:
+    """Run a benchmark; it prints one JSON object as its last line (see docs/benchmarks.md)."""
+    from pymonitor.bench import BENCHMARKS
+
+    runner = BENCHMARKS.get(name)
+    if runner is None:
+        _fail(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+        return
+    raise typer.Exit(runner(list(ctx.args)))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

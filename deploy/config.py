@@ -1,0 +1,121 @@
+"""Node configuration: a TOML file validated against typed sections.
+
+Each section is a msgspec Struct; unknown keys and wrong types are refused with the file,
+the TOML path and the reason (``node.toml at [hub].flush_interval_ms: expected int, got str``).
+A section that is present turns its role on (``[hub]``, ``[simulator]``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from pymonitor.broker.topics import NAME_PATTERN
+from pymonitor.broker.url import BrokerUrlError, parse_broker_url
+
+Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN.pattern)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file, the key and why."""
+
+
+class NodeSection(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    fleet: Name = "default"
+
+
+class BrokerSection(msgspec.Struct, forbid_unknown_fields=True):
+    url: str = "auto"  # a mqtt:// or mqtts:// URL, or "embedded"/"mosquitto"/"auto" to start one here
+    ca_file: str | None = None
+
+
+class ClockSection(msgspec.Struct, forbid_unknown_fields=True):
+    speed: PositiveFloat = 1.0
+
+
+class HubSection(msgspec.Struct, forbid_unknown_fields=True):
+    db: str = "pymonitor.db"
+    flush_interval_ms: Positive = 200
+    flush_max_frames: Positive = 256
+    share_group: Name | None = None
+
+
+class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
+    devices: Positive = 500
+    gateways: Positive = 10
+    interval_s: PositiveFloat = 1.0
+    seed: int = 1
+    max_rows_per_frame: Positive = 4096
+    ack_timeout_s: PositiveFloat = 10.0
+
+
+class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    node: NodeSection
+    broker: BrokerSection = msgspec.field(default_factory=BrokerSection)
+    clock: ClockSection = msgspec.field(default_factory=ClockSection)
+    hub: HubSection | None = None
+    simulator: SimulatorSection | None = None
+
+
+_PATH = re.compile(r" - at `\$((?:\.[A-Za-z0-9_]+|\[\d+\])*)`$")
+
+
+def _toml_path(path: str) -> str:
+    parts = [p for p in path.split(".") if p]
+    if not parts:
+        return "the top level"
+    return f"[{parts[0]}]" + "".join(f".{p}" for p in parts[1:])
+
+
+def _explain(error: msgspec.ValidationError) -> tuple[str, str]:
+    text = str(error)
+    match = _PATH.search(text)
+    path = match.group(1) if match else ""
+    reason = text[: match.start()] if match else text
+    reason = reason.replace("`", "")
+    reason = re.sub(r"^Object contains unknown field (\S+)", r"unknown key '\1'", reason)
+    reason = re.sub(r"^Object missing required field (\S+)", r"missing required key '\1'", reason)
+    if reason.startswith("Expected"):
+        reason = "e" + reason[1:]
+    return _toml_path(path), reason
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> NodeConfig:
+    """Validate already-parsed TOML data."""
+    try:
+        config = msgspec.convert(data, NodeConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        where, reason = _explain(exc)
+        raise ConfigError(f"{source} at {where}: {reason}") from None
+    url = config.broker.url
+    if url not in ("embedded", "mosquitto", "auto"):
+        try:
+            parse_broker_url(url)
+        except BrokerUrlError as exc:
+            raise ConfigError(f"{source} at [broker].url: {exc}") from None
+    if config.simulator is not None and config.simulator.gateways > config.simulator.devices:
+        raise ConfigError(f"{source} at [simulator].gateways: more gateways than devices")
+    return config
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate a node's TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path.name)

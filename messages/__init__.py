@@ -1,0 +1,38 @@
+"""Typed messages and their one CBOR codec.
+
+Errors: every failure to encode or decode raises :class:`MessageError`, which names the
+message tag and the path (``$.values[3]``) where the frame was wrong.
+"""
+
+from .codec import MAX_FRAME_BYTES, decode, decode_as, encode
+from .commands import Command, CommandAck, DeliveryAck, to_ranges
+from .errors import MessageError
+from .events import SEVERITIES, DeadLetter, Event
+from .lifecycle import NodeBirth, NodeDeath
+from .readings import BatchColumns, ReadingBatch
+from .registry import message, registered_tags
+from .validate import CborValue
+from .views import to_view
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "SEVERITIES",
+    "BatchColumns",
+    "CborValue",
+    "Command",
+    "CommandAck",
+    "DeadLetter",
+    "DeliveryAck",
+    "Event",
+    "MessageError",
+    "NodeBirth",
+    "NodeDeath",
+    "ReadingBatch",
+    "decode",
+    "decode_as",
+    "encode",
+    "message",
+    "registered_tags",
+    "to_ranges",
+    "to_view",
+]

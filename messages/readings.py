@@ -1,0 +1,137 @@
+"""The columnar reading batch: many samples of many devices and metrics in one frame."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .columns import pack_deltas, pack_floats, pack_indexes, unpack_deltas, unpack_floats, unpack_indexes
+from .errors import MessageError
+from .registry import message
+
+INT64_BYTES = 8
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def min_max(packed: bytes) -> int:
+    """The value furthest from zero in a delta-coded column (to check it stays in int64)."""
+    values = unpack_deltas(packed)
+    low, high = min(values), max(values)
+    return low if -low > high else high
+UINT32_BYTES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class BatchColumns:
+    """A batch unpacked: row ``i`` is one sample of ``devices[device_index[i]]``."""
+
+    device_index: Sequence[int]
+    device_seq: list[int]
+    ts_ms: list[int]
+    values: list[Sequence[float]]  # one column per metric; NaN = not measured
+
+
+@message("reading.batch.v1")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadingBatch:
+    """Samples of many devices, as a gateway uplinks them; columns are packed arrays.
+
+    A row is one sample: a device (index into ``devices``), that device's own 64-bit sample
+    sequence number, the measurement time (ms since the Unix epoch, UTC, stamped on the
+    device) and one value per metric (NaN where the metric was not measured).
+    ``(node, session, seq)`` identifies the frame for dedup and acknowledgement.
+    """
+
+    node: str
+    session: int
+    seq: int
+    devices: list[str]
+    metrics: list[str]
+    rows: int
+    device_index: bytes  # uint32 LE per row
+    device_seq: bytes  # int64 LE per row, delta-coded
+    ts_ms: bytes  # int64 LE per row, delta-coded
+    values: list[bytes]  # per metric: float64 LE per row
+    backfill: bool = False  # replayed from a store-and-forward outbox, not live
+
+    def __post_init__(self) -> None:
+        if self.rows < 0:
+            raise MessageError("must not be negative", path="$.rows")
+        for name, width in (("device_index", UINT32_BYTES), ("device_seq", INT64_BYTES), ("ts_ms", INT64_BYTES)):
+            size = len(getattr(self, name))
+            if size != self.rows * width:
+                raise MessageError(f"{size} bytes do not hold {self.rows} rows of {width} bytes", path=f"$.{name}")
+        if len(self.values) != len(self.metrics):
+            raise MessageError(f"{len(self.values)} columns for {len(self.metrics)} metrics", path="$.values")
+        for i, column in enumerate(self.values):
+            if len(column) != self.rows * INT64_BYTES:
+                raise MessageError(f"{len(column)} bytes do not hold {self.rows} float64 rows", path=f"$.values[{i}]")
+        if self.rows and max(unpack_indexes(self.device_index)) >= len(self.devices):
+            raise MessageError(f"index beyond the {len(self.devices)} devices listed", path="$.device_index")
+        for name in ("device_seq", "ts_ms"):
+            if self.rows and not INT64_MIN <= min_max(getattr(self, name)) <= INT64_MAX:
+                raise MessageError("values leave the 64-bit range", path=f"$.{name}")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        node: str,
+        session: int,
+        seq: int,
+        devices: list[str],
+        metrics: list[str],
+        device_index: Sequence[int],
+        device_seq: Sequence[int],
+        ts_ms: Sequence[int],
+        values: Sequence[Sequence[float | None]],
+        backfill: bool = False,
+    ) -> ReadingBatch:
+        """Pack plain columns into a batch; values that do not fit the wire types raise MessageError."""
+        try:
+            return cls._build(node, session, seq, devices, metrics, device_index, device_seq, ts_ms, values, backfill)
+        except OverflowError as exc:
+            raise MessageError(f"a column value does not fit its wire type: {exc}", tag="reading.batch.v1") from None
+
+    @classmethod
+    def _build(
+        cls,
+        node: str,
+        session: int,
+        seq: int,
+        devices: list[str],
+        metrics: list[str],
+        device_index: Sequence[int],
+        device_seq: Sequence[int],
+        ts_ms: Sequence[int],
+        values: Sequence[Sequence[float | None]],
+        backfill: bool,
+    ) -> ReadingBatch:
+        return cls(
+            node=node,
+            session=session,
+            seq=seq,
+            devices=devices,
+            metrics=metrics,
+            rows=len(ts_ms),
+            device_index=pack_indexes(device_index),
+            device_seq=pack_deltas(device_seq),
+            ts_ms=pack_deltas(ts_ms),
+            values=[pack_floats(col) for col in values],
+            backfill=backfill,
+        )
+
+    def columns(self) -> BatchColumns:
+        """Unpack the columns (one C-level pass each)."""
+        return BatchColumns(
+            device_index=unpack_indexes(self.device_index),
+            device_seq=unpack_deltas(self.device_seq),
+            ts_ms=unpack_deltas(self.ts_ms),
+            values=[unpack_floats(col) for col in self.values],
+        )
+
+    def reading_count(self) -> int:
+        """How many values were measured (NaN cells are not readings)."""
+        return sum(sum(1 for v in unpack_floats(col) if not math.isnan(v)) for col in self.values)

@@ -1,0 +1,39 @@
+"""Packing a :class:`SampleBlock` into a :class:`ReadingBatch` with numpy (no per-row Python)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pymonitor.messages import ReadingBatch
+
+from .models import METRICS, SampleBlock
+
+
+def _deltas(column: NDArray[np.int64]) -> bytes:
+    out = np.empty(len(column), dtype="<i8")
+    if len(column):
+        out[0] = column[0]
+        np.subtract(column[1:], column[:-1], out=out[1:])
+    return out.tobytes()
+
+
+def block_to_batch(
+    block: SampleBlock, *, node: str, session: int, seq: int, devices: list[str], backfill: bool = False
+) -> tuple[ReadingBatch, int]:
+    """The batch for a block and how many readings (measured cells) it carries."""
+    values = np.ascontiguousarray(block.values, dtype="<f8")
+    batch = ReadingBatch(
+        node=node,
+        session=session,
+        seq=seq,
+        devices=devices,
+        metrics=list(METRICS),
+        rows=block.rows,
+        device_index=block.device_index.astype("<u4").tobytes(),
+        device_seq=_deltas(block.device_seq),
+        ts_ms=_deltas(block.ts_ms),
+        values=[values[i].tobytes() for i in range(len(METRICS))],
+        backfill=backfill,
+    )
+    return batch, int(np.count_nonzero(~np.isnan(values)))

@@ -1,0 +1,90 @@
+"""A gateway's in-memory outbox: frames kept until the hub acknowledges them.
+
+Pure bookkeeping (no I/O, time passed in). A frame leaves the outbox only when a
+:class:`DeliveryAck` names it, so a lost publish, a lost ack or a cut link all end in a
+resend, and the hub's dedup turns resends into nothing. Memory is capped: past
+``cap_bytes`` the oldest frames are evicted and counted (the durable, prioritised outbox
+of store-and-forward replaces this for real remote sites).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+OUTBOX_CAP_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class PendingFrame:
+    seq: int
+    payload: bytes
+    readings: int
+    created_ms: int
+    sent_ms: int | None = None
+    attempts: int = 0
+
+
+@dataclass
+class OutboxCounters:
+    frames: int = 0
+    readings: int = 0
+    acked_frames: int = 0
+    acked_readings: int = 0
+    resends: int = 0
+    evicted_frames: int = 0
+    evicted_readings: int = 0
+    worst_delay_ms: int = 0  # longest time from frame creation to its ack
+
+
+@dataclass
+class Outbox:
+    cap_bytes: int = OUTBOX_CAP_BYTES
+    frames: OrderedDict[int, PendingFrame] = field(default_factory=OrderedDict)
+    bytes: int = 0
+    counters: OutboxCounters = field(default_factory=OutboxCounters)
+
+    def add(self, seq: int, payload: bytes, readings: int, now_ms: int) -> None:
+        self.frames[seq] = PendingFrame(seq, payload, readings, now_ms)
+        self.bytes += len(payload)
+        self.counters.frames += 1
+        self.counters.readings += readings
+        while self.bytes > self.cap_bytes and len(self.frames) > 1:
+            _, old = self.frames.popitem(last=False)
+            self.bytes -= len(old.payload)
+            self.counters.evicted_frames += 1
+            self.counters.evicted_readings += old.readings
+
+    def to_send(self, now_ms: int, resend_after_ms: int) -> list[PendingFrame]:
+        """Frames never sent, or sent longer than ``resend_after_ms`` ago without an ack; marks them sent."""
+        due = []
+        for frame in self.frames.values():
+            if frame.sent_ms is None or now_ms - frame.sent_ms >= resend_after_ms:
+                if frame.sent_ms is not None:
+                    self.counters.resends += 1
+                frame.sent_ms = now_ms
+                frame.attempts += 1
+                due.append(frame)
+        return due
+
+    def mark_unsent(self) -> None:
+        """After a reconnect everything unacknowledged goes again at once."""
+        for frame in self.frames.values():
+            frame.sent_ms = None
+
+    def ack(self, seqs: list[int], now_ms: int) -> int:
+        """Forget acknowledged frames; returns how many were still here."""
+        done = 0
+        for seq in seqs:
+            frame = self.frames.pop(seq, None)
+            if frame is None:
+                continue
+            done += 1
+            self.bytes -= len(frame.payload)
+            self.counters.acked_frames += 1
+            self.counters.acked_readings += frame.readings
+            self.counters.worst_delay_ms = max(self.counters.worst_delay_ms, now_ms - frame.created_ms)
+        return done
+
+    def __len__(self) -> int:
+        return len(self.frames)

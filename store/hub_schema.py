@@ -1,0 +1,35 @@
+"""Schema of the hub store, as numbered migrations (``PRAGMA user_version``)."""
+
+from __future__ import annotations
+
+from .database import Migration
+
+HUB_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        (
+            """CREATE TABLE nodes (
+                id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT, version TEXT,
+                session INTEGER, connects INTEGER, online INTEGER NOT NULL DEFAULT 0,
+                last_birth_ms INTEGER, last_seen_ms INTEGER, last_death_reason TEXT)""",
+            "CREATE TABLE devices (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, node_id INTEGER)",
+            "CREATE TABLE metrics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+            # One row per accepted frame: the primary key is what makes QoS 1 redelivery idempotent.
+            """CREATE TABLE frames (
+                node_id INTEGER NOT NULL, session INTEGER NOT NULL, seq INTEGER NOT NULL,
+                rows INTEGER NOT NULL, readings INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+                backfill INTEGER NOT NULL, PRIMARY KEY (node_id, session, seq)) WITHOUT ROWID""",
+            # Append-only and unindexed on the hot path; rollups and query indexes come with retention tiers.
+            """CREATE TABLE readings (
+                device_id INTEGER NOT NULL, metric_id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,
+                value REAL NOT NULL, device_seq INTEGER NOT NULL)""",
+            """CREATE TABLE events (
+                id INTEGER PRIMARY KEY, node TEXT NOT NULL, ts_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+                kind TEXT NOT NULL, severity TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
+                value REAL, labels TEXT NOT NULL, details TEXT NOT NULL)""",
+            """CREATE TABLE dead_letters (
+                id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, node TEXT NOT NULL, topic TEXT NOT NULL,
+                reason TEXT NOT NULL, payload BLOB NOT NULL, payload_size INTEGER NOT NULL)""",
+        ),
+    ),
+)

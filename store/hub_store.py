@@ -1,0 +1,206 @@
+"""The hub's SQLite store: readings written in batched, idempotent transactions.
+
+Idempotency is per frame: ``frames`` has the primary key (node, session, seq), and a frame's
+readings are inserted in the same transaction as its ``frames`` row, only when that row is
+new. A redelivered frame (QoS 1, or a node resending after a lost ack) changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import compress, repeat
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pymonitor.messages import DeadLetter, Event, NodeBirth, NodeDeath, ReadingBatch
+
+from .database import open_store
+from .hub_schema import HUB_MIGRATIONS
+
+
+@dataclass
+class WriteResult:
+    """What one batched transaction did."""
+
+    stored: list[ReadingBatch] = field(default_factory=list)
+    duplicates: list[ReadingBatch] = field(default_factory=list)
+    readings: int = 0
+
+
+class _Names:
+    """Interns names (nodes, devices, metrics) into integer ids, cached in memory."""
+
+    def __init__(self, conn: sqlite3.Connection, table: str) -> None:
+        self._conn = conn
+        self._table = table
+        self._ids: dict[str, int] = dict(
+            (name, id_) for id_, name in conn.execute(f"SELECT id, name FROM {table}")  # noqa: S608
+        )
+
+    def ids(self, names: Sequence[str]) -> list[int]:
+        missing = [n for n in names if n not in self._ids]
+        if missing:
+            self._conn.executemany(f"INSERT OR IGNORE INTO {self._table}(name) VALUES (?)", ((n,) for n in missing))  # noqa: S608
+            for n in missing:
+                row = self._conn.execute(f"SELECT id FROM {self._table} WHERE name = ?", (n,)).fetchone()  # noqa: S608
+                self._ids[n] = int(row[0])
+        return [self._ids[n] for n in names]
+
+
+class HubStore:
+    """Readings, frames, node states, events and dead letters of one hub."""
+
+    def __init__(self, path: str | Path) -> None:
+        opened = open_store(path, HUB_MIGRATIONS)
+        self.path = opened.path
+        self.set_aside = opened.set_aside
+        self.db = opened.db
+        self.conn: sqlite3.Connection = opened.db.conn
+        self._nodes = _Names(self.conn, "nodes")
+        self._devices = _Names(self.conn, "devices")
+        self._metrics = _Names(self.conn, "metrics")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def write_frames(self, frames: Iterable[ReadingBatch], received_ms: int) -> WriteResult:
+        """Store frames in one transaction; frames already stored are reported as duplicates."""
+        result = WriteResult()
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for frame in frames:
+                node_id = self._nodes.ids([frame.node])[0]
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO frames(node_id, session, seq, rows, readings, received_ms, backfill)"
+                    " VALUES (?, ?, ?, ?, 0, ?, ?)",
+                    (node_id, frame.session, frame.seq, frame.rows, received_ms, int(frame.backfill)),
+                )
+                if cur.rowcount == 0:
+                    result.duplicates.append(frame)
+                    continue
+                count = self._insert_readings(frame)
+                conn.execute(
+                    "UPDATE frames SET readings = ? WHERE node_id = ? AND session = ? AND seq = ?",
+                    (count, node_id, frame.session, frame.seq),
+                )
+                result.stored.append(frame)
+                result.readings += count
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _insert_readings(self, frame: ReadingBatch) -> int:
+        cols = frame.columns()
+        device_ids = self._devices.ids(frame.devices)
+        metric_ids = self._metrics.ids(frame.metrics)
+        dev_col = [device_ids[i] for i in cols.device_index]
+        count = 0
+        for metric_id, values in zip(metric_ids, cols.values, strict=True):
+            measured = [v == v for v in values]  # NaN != NaN: not measured
+            rows = compress(zip(dev_col, repeat(metric_id), cols.ts_ms, values, cols.device_seq), measured)
+            cur = self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+            count += cur.rowcount
+        return count
+
+    def record_birth(self, birth: NodeBirth) -> None:
+        self._nodes.ids([birth.node])
+        self.conn.execute(
+            "UPDATE nodes SET role = ?, version = ?, session = ?, connects = ?, online = 1,"
+            " last_birth_ms = ?, last_seen_ms = ? WHERE name = ?",
+            (birth.role, birth.version, birth.session, birth.connects, birth.ts_ms, birth.ts_ms, birth.node),
+        )
+
+    def record_death(self, death: NodeDeath, received_ms: int) -> None:
+        self._nodes.ids([death.node])
+        # A Will from an older session must not mark a node that already came back as offline.
+        self.conn.execute(
+            "UPDATE nodes SET online = 0, last_death_reason = ?, last_seen_ms = ?"
+            " WHERE name = ? AND (session IS NULL OR session <= ?)",
+            (death.reason, death.ts_ms or received_ms, death.node, death.session),
+        )
+
+    def insert_event(self, event: Event, received_ms: int) -> None:
+        self.conn.execute(
+            "INSERT INTO events(node, ts_ms, received_ms, kind, severity, source, message, value, labels, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.node,
+                event.ts_ms,
+                received_ms,
+                event.kind,
+                event.severity,
+                event.source,
+                event.message,
+                event.value if event.value is None or math.isfinite(event.value) else None,
+                orjson.dumps(event.labels).decode(),
+                orjson.dumps(event.details, default=_json_default).decode(),
+            ),
+        )
+
+    def insert_dead_letter(self, letter: DeadLetter) -> None:
+        self.conn.execute(
+            "INSERT INTO dead_letters(received_ms, node, topic, reason, payload, payload_size) VALUES (?, ?, ?, ?, ?, ?)",
+            (letter.ts_ms, letter.node, letter.topic, letter.reason, letter.payload, letter.payload_size),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``pymonitor stats``: one cheap query per figure."""
+
+        def one(sql: str) -> Any:
+            return self.conn.execute(sql).fetchone()[0]
+
+        first, last = self.conn.execute("SELECT MIN(ts_ms), MAX(ts_ms) FROM readings").fetchone()
+        return {
+            "path": str(self.path),
+            "nodes": one("SELECT COUNT(*) FROM nodes"),
+            "nodes_online": one("SELECT COUNT(*) FROM nodes WHERE online = 1"),
+            "devices": one("SELECT COUNT(*) FROM devices"),
+            "metrics": one("SELECT COUNT(*) FROM metrics"),
+            "frames": one("SELECT COUNT(*) FROM frames"),
+            "readings": one("SELECT COUNT(*) FROM readings"),
+            "backfill_frames": one("SELECT COUNT(*) FROM frames WHERE backfill = 1"),
+            "events": one("SELECT COUNT(*) FROM events"),
+            "dead_letters": one("SELECT COUNT(*) FROM dead_letters"),
+            "first_ts_ms": first,
+            "last_ts_ms": last,
+        }
+
+    def per_node(self) -> list[dict[str, Any]]:
+        """Frames and readings per node, with its last known state."""
+        rows = self.conn.execute(
+            "SELECT n.name, n.role, n.online, n.session, n.connects, n.last_seen_ms,"
+            " COUNT(f.seq), COALESCE(SUM(f.readings), 0)"
+            " FROM nodes n LEFT JOIN frames f ON f.node_id = n.id GROUP BY n.id ORDER BY n.name"
+        ).fetchall()
+        keys = ("node", "role", "online", "session", "connects", "last_seen_ms", "frames", "readings")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def reading_accounting(self) -> dict[str, int]:
+        """Rows vs distinct (device, seq, metric): the duplicate count comes from the data itself."""
+        rows = int(self.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+        dup_rows = self.conn.execute(
+            "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) c FROM readings"
+            " GROUP BY device_id, device_seq, metric_id HAVING c > 1)"
+        ).fetchone()[0]
+        return {"rows": rows, "duplicates": int(dup_rows), "distinct": rows - int(dup_rows)}
+
+    def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT node, ts_ms, kind, severity, source, message FROM events ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        keys = ("node", "ts_ms", "kind", "severity", "source", "message")
+        return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot show {type(value).__name__} as JSON")

@@ -1,0 +1,163 @@
+"""Golden CBOR frames pin the wire bytes of every message tag.
+
+``tests/golden/<tag>.cbor`` holds the encoding of ``EXAMPLES[tag]``. A change that alters the bytes
+of an existing tag breaks nodes that already speak it: make a new tag (``.v2``) instead.
+
+Regenerate (only for a new tag, or after a deliberate, reviewed wire change)::
+
+    PM_REGEN_GOLDEN=1 /work/venv/bin/pytest -q tests/test_messages_golden.py
+
+With ``PM_REGEN_GOLDEN=1`` the files are written instead of compared; review the diff before committing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+from pymonitor.messages import (
+    Command,
+    CommandAck,
+    DeadLetter,
+    DeliveryAck,
+    Event,
+    NodeBirth,
+    NodeDeath,
+    ReadingBatch,
+    decode,
+    encode,
+    registered_tags,
+)
+from pymonitor.messages.registry import spec_for_tag
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+REGENERATE = os.environ.get("PM_REGEN_GOLDEN") == "1"
+T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+EXAMPLES: dict[str, object] = {
+    "reading.batch.v1": ReadingBatch.build(
+        node="gw-field-3",
+        session=1_767_225_000,
+        seq=2**40 + 17,
+        devices=["bat-001", "bat-002", "bat-003"],
+        metrics=["volts", "temp_c", "rssi_dbm"],
+        device_index=[0, 1, 2, 0, 1],
+        device_seq=[100, 250, 7, 101, 251],
+        ts_ms=[T0_MS, T0_MS + 40, T0_MS + 75, T0_MS + 60_000, T0_MS + 60_040],
+        values=[
+            [3.71, 3.64, None, 3.70, 3.63],
+            [21.5, -4.25, 18.0, math.nan, -4.5],
+            [-71.0, -88.0, -95.5, -70.0, None],
+        ],
+        backfill=True,
+    ),
+    "event.v1": Event(
+        node="shop-web",
+        ts_ms=T0_MS + 1_234,
+        kind="battery.low",
+        severity="warning",
+        message="bat-002 below 3.3 V",
+        source="bat-002",
+        value=3.29,
+        labels={"site": "north-field", "chemistry": "LiFePO4"},
+        details={"threshold_v": 3.3, "samples": [3.31, 3.3, 3.29], "forecast": {"empty_in_h": 41, "sure": False}},
+    ),
+    "dead.letter.v1": DeadLetter(
+        node="hub-1",
+        ts_ms=T0_MS + 5,
+        topic="pm/v1/field/gw-field-3/up/readings",
+        reason="reading.batch.v1 at $.ts_ms: 8 bytes do not hold 2 rows of 8 bytes",
+        payload=bytes(range(16)),
+        payload_size=4_096,
+    ),
+    "command.v1": Command(
+        id="cmd-0001",
+        name="set-interval",
+        ts_ms=T0_MS + 10,
+        args={"interval_s": 300, "devices": ["bat-001", "bat-002"], "jitter": 0.25, "note": None, "blob": b"\x00\xff"},
+        issuer="ops@hub",
+    ),
+    "ack.command.v1": CommandAck(
+        node="gw-field-3",
+        id="cmd-0001",
+        ts_ms=T0_MS + 2_500,
+        status="refused",
+        detail="interval below the 60 s minimum",
+        result={"min_interval_s": 60, "applied": False},
+    ),
+    "ack.delivery.v1": DeliveryAck(
+        node="gw-field-3",
+        session=1_767_225_000,
+        ranges=[[1, 40], [42, 42], [2**63 - 2, 2**63 - 1]],
+        hub_ts_ms=T0_MS + 3_000,
+    ),
+    "node.birth.v1": NodeBirth(
+        node="gw-field-3",
+        session=1_767_225_000,
+        ts_ms=T0_MS,
+        role="gateway",
+        version="0.1.0",
+        connects=3,
+        devices=120,
+        capabilities=["readings", "backfill", "cmd:set-interval"],
+    ),
+    "node.death.v1": NodeDeath(node="gw-field-3", session=1_767_225_000, reason="connection lost"),
+}
+
+
+def golden_path(tag: str) -> Path:
+    return GOLDEN_DIR / f"{tag}.cbor"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def regenerate_golden_files() -> None:
+    """With PM_REGEN_GOLDEN=1, write every golden file before the comparisons run."""
+    if REGENERATE:
+        GOLDEN_DIR.mkdir(exist_ok=True)
+        for tag, msg in EXAMPLES.items():
+            golden_path(tag).write_bytes(encode(msg))
+
+
+def product_tags() -> list[str]:
+    tags = []
+    for tag in registered_tags():
+        spec = spec_for_tag(tag)
+        assert spec is not None
+        if spec.cls.__module__.startswith("pymonitor."):
+            tags.append(tag)
+    return tags
+
+
+@pytest.mark.parametrize("tag", sorted(EXAMPLES))
+def test_example_is_of_its_tag(tag: str) -> None:
+    spec = spec_for_tag(tag)
+    assert spec is not None, f"{tag} is not registered (anymore?)"
+    assert type(EXAMPLES[tag]) is spec.cls
+
+
+@pytest.mark.parametrize("tag", sorted(EXAMPLES))
+def test_encoding_matches_golden_bytes(tag: str) -> None:
+    assert encode(EXAMPLES[tag]) == golden_path(tag).read_bytes(), (
+        f"the wire bytes of {tag} changed: if deliberate, add a new tag instead (see this module's docstring)"
+    )
+
+
+@pytest.mark.parametrize("tag", sorted(EXAMPLES))
+def test_golden_bytes_decode_to_the_example(tag: str) -> None:
+    frame = golden_path(tag).read_bytes()
+    assert decode(frame) == EXAMPLES[tag]
+    assert encode(decode(frame)) == frame
+
+
+def test_every_registered_tag_has_an_example_and_a_golden_file() -> None:
+    missing_examples = sorted(set(product_tags()) - set(EXAMPLES))
+    assert not missing_examples, f"add an example to EXAMPLES and regenerate golden files for {missing_examples}"
+    missing_files = sorted(tag for tag in product_tags() if not golden_path(tag).is_file())
+    assert not missing_files, f"no golden file for {missing_files}: run with PM_REGEN_GOLDEN=1"
+
+
+def test_every_golden_file_has_an_example() -> None:
+    stray = sorted(p.name for p in GOLDEN_DIR.glob("*.cbor") if p.name.removesuffix(".cbor") not in EXAMPLES)
+    assert not stray, f"golden files without an example (a tag must keep its example while it is spoken): {stray}"
