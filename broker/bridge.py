@@ -29,7 +29,7 @@ RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 30
 MAX_INFLIGHT = 200
 
-FrameHandler = Callable[[str, bytes], None]
+FrameHandler = Callable[[str, bytes], object]
 
 
 @dataclass
@@ -58,9 +58,9 @@ class BridgeOptions:
     reconnect_min_s: float = RECONNECT_MIN_S
     reconnect_max_s: float = RECONNECT_MAX_S
     extra_subscriptions_qos: int = QOS_DATA
-    on_connected: Callable[[int], None] | None = None
-    on_disconnected: Callable[[], None] | None = None
-    on_puback: Callable[[int], None] | None = None
+    on_connected: Callable[[int], object] | None = None
+    on_disconnected: Callable[[], object] | None = None
+    on_puback: Callable[[int], object] | None = None
     userdata: Any = field(default=None)
     loop: NetworkLoop | None = None  # share one network thread among many clients
 
@@ -175,7 +175,8 @@ class MqttBridge:
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
-        self._on_frame(msg.topic, msg.payload)
+        payload = msg.payload
+        self._on_frame(msg.topic, payload if isinstance(payload, bytes) else bytes(payload))
 
     def _handle_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any

@@ -116,7 +116,7 @@ class EmbeddedBroker:
             self._broker = broker
             try:
                 loop.run_until_complete(broker.start())
-            except BaseException as exc:  # surfaced to the caller of start()
+            except BaseException as exc:  # noqa: BLE001 - surfaced to the caller of start()
                 failure.append(exc)
                 ready.set()
                 return

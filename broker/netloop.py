@@ -8,6 +8,7 @@ The loop also owns reconnection: exponential backoff with full jitter per client
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import selectors
@@ -102,10 +103,8 @@ class NetworkLoop:
         self._thread.join(5)
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):
             self._wake_w.send(b"x")
-        except (BlockingIOError, OSError):
-            pass
 
     # paho socket callbacks (want_write may come from any thread)
 
@@ -131,16 +130,14 @@ class NetworkLoop:
 
     def _drop_socket(self, entry: _Entry) -> None:
         if entry.sock is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(entry.sock)
-            except (KeyError, ValueError):
-                pass
             entry.sock = None
             entry.writing = False
 
     def _schedule_reconnect(self, entry: _Entry) -> None:
         delay = min(entry.backoff_max_s, entry.backoff_min_s * 2**entry.attempts)
-        entry.reconnect_at = time.monotonic() + random.uniform(0, delay)  # noqa: S311 - jitter, not crypto
+        entry.reconnect_at = time.monotonic() + random.uniform(0, delay)
         entry.attempts += 1
 
     def _connect(self, entry: _Entry) -> None:

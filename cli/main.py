@@ -88,9 +88,11 @@ def demo(
         typer.echo(f"generated  {s.generated:>12,} readings by {s.devices:,} devices behind {s.gateways} gateways")
         typer.echo(f"stored     {s.stored:>12,} readings in the hub's SQLite store ({s.readings_per_s:,.0f}/s)")
         typer.echo(f"lost       {s.lost:>12,}")
-        typer.echo(f"duplicated {s.duplicates:>12,}   ({s.duplicate_frames_dropped} redelivered frames dropped by dedup)")
+        dropped = s.duplicate_frames_dropped
+        typer.echo(f"duplicated {s.duplicates:>12,}   ({dropped} redelivered frames dropped by dedup)")
         if s.cut_gateway:
-            typer.echo(f"link cut   {s.cut_gateway} for {s.cut_s:.0f} s; worst catch-up delay {s.worst_catch_up_s:.1f} s")
+            cut = f"{s.cut_gateway} for {s.cut_s:.0f} s"
+            typer.echo(f"link cut   {cut}; worst catch-up delay {s.worst_catch_up_s:.1f} s")
         typer.echo(f"broker     {s.broker}; fleet started in {s.startup_s:.1f} s; run took {s.wall_s:.1f} s")
         typer.echo("result     " + ("OK: nothing lost, nothing duplicated" if s.ok else "FAILED: see the counts above"))
     if not summary.ok:

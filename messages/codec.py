@@ -49,7 +49,7 @@ def decode(frame: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
         body = cbor2.loads(frame, tag_hook=_refuse_tag)
     except MessageError:
         raise
-    except Exception as exc:  # cbor2 raises several types on garbage; all mean "not CBOR"
+    except Exception as exc:  # noqa: BLE001 - cbor2 raises many types on garbage; all mean "not CBOR"
         inner = exc.__cause__ or exc.__context__
         if isinstance(inner, MessageError):  # our tag hook, wrapped by cbor2
             raise MessageError(inner.reason) from None

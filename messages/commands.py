@@ -8,7 +8,6 @@ from .errors import MessageError
 from .registry import message
 from .validate import CborValue
 
-
 COMMAND_STATUSES = ("ok", "refused", "failed")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pykka
@@ -95,8 +96,6 @@ class FleetSimulator:
         for settings in self.settings:
             ref = self.supervisor.ref(settings.node)
             if ref is not None:
-                try:
+                with contextlib.suppress(pykka.Timeout):
                     ref.stop(block=True, timeout=10)
-                except pykka.Timeout:
-                    pass
         self.netloop.stop()

@@ -110,7 +110,8 @@ class GatewayActor(SupervisedActor):
         if self._timer is not None:
             self._timer.cancel()
         if self.bridge is not None:
-            death = NodeDeath(node=self.settings.node, session=self.session, reason="shutdown", ts_ms=self.clock.now_ms())
+            now = self.clock.now_ms()
+            death = NodeDeath(node=self.settings.node, session=self.session, reason="shutdown", ts_ms=now)
             self.bridge.stop(goodbye=(topics.state(self.settings.fleet, self.settings.node), encode(death)))
 
     def on_failure(self, *args: Any) -> None:

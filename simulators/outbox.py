@@ -41,17 +41,17 @@ class OutboxCounters:
 class Outbox:
     cap_bytes: int = OUTBOX_CAP_BYTES
     frames: OrderedDict[int, PendingFrame] = field(default_factory=OrderedDict)
-    bytes: int = 0
+    size_bytes: int = 0
     counters: OutboxCounters = field(default_factory=OutboxCounters)
 
     def add(self, seq: int, payload: bytes, readings: int, now_ms: int) -> None:
         self.frames[seq] = PendingFrame(seq, payload, readings, now_ms)
-        self.bytes += len(payload)
+        self.size_bytes += len(payload)
         self.counters.frames += 1
         self.counters.readings += readings
-        while self.bytes > self.cap_bytes and len(self.frames) > 1:
+        while self.size_bytes > self.cap_bytes and len(self.frames) > 1:
             _, old = self.frames.popitem(last=False)
-            self.bytes -= len(old.payload)
+            self.size_bytes -= len(old.payload)
             self.counters.evicted_frames += 1
             self.counters.evicted_readings += old.readings
 
@@ -80,7 +80,7 @@ class Outbox:
             if frame is None:
                 continue
             done += 1
-            self.bytes -= len(frame.payload)
+            self.size_bytes -= len(frame.payload)
             self.counters.acked_frames += 1
             self.counters.acked_readings += frame.readings
             self.counters.worst_delay_ms = max(self.counters.worst_delay_ms, now_ms - frame.created_ms)

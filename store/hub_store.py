@@ -38,16 +38,16 @@ class _Names:
     def __init__(self, conn: sqlite3.Connection, table: str) -> None:
         self._conn = conn
         self._table = table
-        self._ids: dict[str, int] = dict(
-            (name, id_) for id_, name in conn.execute(f"SELECT id, name FROM {table}")  # noqa: S608
-        )
+        self._ids: dict[str, int] = {
+            name: id_ for id_, name in conn.execute(f"SELECT id, name FROM {table}")
+        }
 
     def ids(self, names: Sequence[str]) -> list[int]:
         missing = [n for n in names if n not in self._ids]
         if missing:
-            self._conn.executemany(f"INSERT OR IGNORE INTO {self._table}(name) VALUES (?)", ((n,) for n in missing))  # noqa: S608
+            self._conn.executemany(f"INSERT OR IGNORE INTO {self._table}(name) VALUES (?)", ((n,) for n in missing))
             for n in missing:
-                row = self._conn.execute(f"SELECT id FROM {self._table} WHERE name = ?", (n,)).fetchone()  # noqa: S608
+                row = self._conn.execute(f"SELECT id FROM {self._table} WHERE name = ?", (n,)).fetchone()
                 self._ids[n] = int(row[0])
         return [self._ids[n] for n in names]
 
@@ -147,7 +147,8 @@ class HubStore:
 
     def insert_dead_letter(self, letter: DeadLetter) -> None:
         self.conn.execute(
-            "INSERT INTO dead_letters(received_ms, node, topic, reason, payload, payload_size) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO dead_letters(received_ms, node, topic, reason, payload, payload_size)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (letter.ts_ms, letter.node, letter.topic, letter.reason, letter.payload, letter.payload_size),
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -47,7 +47,12 @@ class HubRole:
 
         def birth(connects: int) -> tuple[str, bytes]:
             msg = NodeBirth(
-                node=node, session=self.session, ts_ms=clock.now_ms(), role="hub", version=__version__, connects=connects
+                node=node,
+                session=self.session,
+                ts_ms=clock.now_ms(),
+                role="hub",
+                version=__version__,
+                connects=connects,
             )
             return topics.state(fleet, node), encode(msg)
 
@@ -80,7 +85,7 @@ class HubRole:
         ref = self.supervisor.ref(HUB_ACTOR)
         if ref is None:
             return {}
-        stats: dict[str, Any] = ref.ask(GetStats(), timeout=timeout_s)
+        stats = cast("dict[str, Any]", ref.ask(GetStats(), timeout=timeout_s))
         stats["frames_dropped"] = self.frames_dropped
         stats["bridge"] = vars(self.bridge.counters).copy()
         return stats

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class _Timer:
     due: float
     order: int
-    fn: Callable[[], None] = field(compare=False)
+    fn: Callable[[], object] = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
 
     def cancel(self) -> None:
@@ -41,7 +41,7 @@ class Clock(Protocol):
 
     def now_ms(self) -> int: ...
 
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> TimerHandle: ...
+    def call_later(self, delay_s: float, fn: Callable[[], object]) -> TimerHandle: ...
 
     @property
     def speed(self) -> float: ...
@@ -74,7 +74,7 @@ class RealClock:
             return time.time_ns() // 1_000_000
         return self._start_ms + int((time.monotonic() - self._t0) * self._speed * 1000)
 
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay_s: float, fn: Callable[[], object]) -> TimerHandle:
         timer = _Timer(time.monotonic() + max(0.0, delay_s) / self._speed, next(self._order), fn)
         with self._cv:
             if self._thread is None:
@@ -122,7 +122,7 @@ class SimClock:
     def now_ms(self) -> int:
         return self._now_ms
 
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay_s: float, fn: Callable[[], object]) -> TimerHandle:
         timer = _Timer(self._now_ms + round(max(0.0, delay_s) * 1000), next(self._order), fn)
         with self._lock:
             heapq.heappush(self._heap, timer)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -127,7 +127,7 @@ class Supervisor:
             if child is not None:
                 child.stats.dropped += 1
             return False
-        if ref.actor_inbox.qsize() >= self.mailbox_limit:
+        if cast("queue.Queue[Any]", ref.actor_inbox).qsize() >= self.mailbox_limit:
             child.stats.dropped += 1
             return False
         ref.tell(message)
@@ -166,7 +166,7 @@ class Supervisor:
         if old is not None:
             while True:
                 try:
-                    envelope = old.actor_inbox.get_nowait()
+                    envelope = cast("queue.Queue[Any]", old.actor_inbox).get_nowait()
                 except queue.Empty:
                     break
                 if envelope.reply_to is None and not isinstance(envelope.message, pykka.messages._ActorStop):
