@@ -70,23 +70,25 @@ def _set_aside(path: Path) -> Path:
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Apply the migrations newer than the file's ``user_version``; returns the new version."""
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     latest = max((m.version for m in migrations), default=0)
-    if current > latest:
-        raise StoreError(f"schema version {current} is newer than this PyMonitor knows ({latest}); upgrade it")
-    for mig in sorted(migrations, key=lambda m: m.version):
-        if mig.version <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    # The version is read inside the write transaction: two processes opening a new file at once
+    # must not both run the same migration.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if current > latest:
+            raise StoreError(f"schema version {current} is newer than this PyMonitor knows ({latest}); upgrade it")
+        for mig in sorted(migrations, key=lambda m: m.version):
+            if mig.version <= current:
+                continue
             for stmt in mig.statements:
                 conn.execute(stmt)
             conn.execute(f"PRAGMA user_version={mig.version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        current = mig.version
+            current = mig.version
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return current
 
 
