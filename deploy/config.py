@@ -51,7 +51,7 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     devices: Positive = 500
     gateways: Positive = 10
     interval_s: PositiveFloat = 1.0
-    seed: int = 1
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 1
     max_rows_per_frame: Positive = 4096
     ack_timeout_s: PositiveFloat = 10.0
 

@@ -59,6 +59,9 @@ class ReadingBatch:
     def __post_init__(self) -> None:
         if self.rows < 0:
             raise MessageError("must not be negative", path="$.rows")
+        for name in ("session", "seq"):
+            if not 0 <= getattr(self, name) <= INT64_MAX:
+                raise MessageError("must be from 0 to 2**63-1 (a signed 64-bit integer)", path=f"$.{name}")
         for name, width in (("device_index", UINT32_BYTES), ("device_seq", INT64_BYTES), ("ts_ms", INT64_BYTES)):
             size = len(getattr(self, name))
             if size != self.rows * width:

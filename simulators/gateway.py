@@ -92,6 +92,7 @@ class GatewayActor(SupervisedActor):
         )
         self.session = clock.now_ms()
         self.seq = 0
+        self.connects = 0
         self.link_wanted = True
         self.sampling = True
         self.dead_letters = 0
@@ -126,14 +127,15 @@ class GatewayActor(SupervisedActor):
         ref = self.actor_ref
         will = NodeDeath(node=node, session=self.session, reason="connection lost")
 
-        def birth(connects: int) -> tuple[str, bytes]:
+        def birth(_bridge_connects: int) -> tuple[str, bytes]:
+            self.connects += 1  # counted by the gateway: a restored link gets a new bridge
             msg = NodeBirth(
                 node=node,
                 session=self.session,
                 ts_ms=self.clock.now_ms(),
                 role="gateway",
                 version=__version__,
-                connects=connects,
+                connects=self.connects,
                 devices=len(self.settings.devices),
             )
             return topics.state(fleet, node), encode(msg)
@@ -183,7 +185,7 @@ class GatewayActor(SupervisedActor):
             batch, readings = block_to_batch(
                 block, node=self.settings.node, session=self.session, seq=self.seq, devices=self.settings.devices
             )
-            self.outbox.add(self.seq, encode(batch), readings, now)
+            self.outbox.add(self.session, self.seq, encode(batch), readings, now)
             self.settings.generated[0] += readings
             if block.rows < self.settings.max_rows_per_frame:
                 return
@@ -203,8 +205,8 @@ class GatewayActor(SupervisedActor):
             log.warning("%s refused a frame on %s: %s", self.settings.node, result.topic, result.reason)
             return
         msg = result.message
-        if isinstance(msg, DeliveryAck) and msg.session == self.session:
-            self.outbox.ack(msg.seqs(), self.clock.now_ms())
+        if isinstance(msg, DeliveryAck):  # frames of an earlier session (before a restart) count too
+            self.outbox.ack(msg.session, msg.seqs(), self.clock.now_ms())
 
     def _set_link(self, up: bool) -> None:
         if up == self.link_wanted or self.bridge is None:

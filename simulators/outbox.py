@@ -17,6 +17,7 @@ OUTBOX_CAP_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class PendingFrame:
+    session: int
     seq: int
     payload: bytes
     readings: int
@@ -40,12 +41,16 @@ class OutboxCounters:
 @dataclass
 class Outbox:
     cap_bytes: int = OUTBOX_CAP_BYTES
-    frames: OrderedDict[int, PendingFrame] = field(default_factory=OrderedDict)
+    frames: OrderedDict[tuple[int, int], PendingFrame] = field(default_factory=OrderedDict)
     size_bytes: int = 0
     counters: OutboxCounters = field(default_factory=OutboxCounters)
 
-    def add(self, seq: int, payload: bytes, readings: int, now_ms: int) -> None:
-        self.frames[seq] = PendingFrame(seq, payload, readings, now_ms)
+    def add(self, session: int, seq: int, payload: bytes, readings: int, now_ms: int) -> None:
+        """Keep a frame under its (session, seq): a restarted sender's new session never collides."""
+        key = (session, seq)
+        if key in self.frames:
+            raise ValueError(f"frame {key} is already in the outbox")
+        self.frames[key] = PendingFrame(session, seq, payload, readings, now_ms)
         self.size_bytes += len(payload)
         self.counters.frames += 1
         self.counters.readings += readings
@@ -72,11 +77,11 @@ class Outbox:
         for frame in self.frames.values():
             frame.sent_ms = None
 
-    def ack(self, seqs: list[int], now_ms: int) -> int:
-        """Forget acknowledged frames; returns how many were still here."""
+    def ack(self, session: int, seqs: list[int], now_ms: int) -> int:
+        """Forget acknowledged frames of a session; returns how many were still here."""
         done = 0
         for seq in seqs:
-            frame = self.frames.pop(seq, None)
+            frame = self.frames.pop((session, seq), None)
             if frame is None:
                 continue
             done += 1

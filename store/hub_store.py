@@ -38,9 +38,12 @@ class _Names:
     def __init__(self, conn: sqlite3.Connection, table: str) -> None:
         self._conn = conn
         self._table = table
-        self._ids: dict[str, int] = {
-            name: id_ for id_, name in conn.execute(f"SELECT id, name FROM {table}")
-        }
+        self._ids: dict[str, int] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Forget the cache (after a rollback it may hold ids that were never committed)."""
+        self._ids = {name: id_ for id_, name in self._conn.execute(f"SELECT id, name FROM {self._table}")}
 
     def ids(self, names: Sequence[str]) -> list[int]:
         missing = [n for n in names if n not in self._ids]
@@ -94,6 +97,8 @@ class HubStore:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            for names in (self._nodes, self._devices, self._metrics):
+                names.reload()
             raise
         return result
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
 from pymonitor.broker import BrokerAddress, MosquittoBroker, free_port, parse_broker_url
 
 MOSQUITTO_PATHS = "/usr/sbin:/usr/local/sbin"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pymonitor.deploy import ConfigError, NodeConfig, load_config, parse_config
 
 
@@ -33,7 +34,9 @@ def test_a_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
 
 
 def test_a_present_section_turns_its_role_on_with_its_defaults(tmp_path: Path) -> None:
-    text = '[node]\nname = "hub"\nfleet = "farm"\n[broker]\nurl = "mqtt://user:pw@broker.lan:1884"\n[hub]\n[simulator]\n'
+    text = (
+        '[node]\nname = "hub"\nfleet = "farm"\n[broker]\nurl = "mqtt://user:pw@broker.lan:1884"\n[hub]\n[simulator]\n'
+    )
     config = load_config(write(tmp_path, text))
     assert config.hub is not None
     assert (config.hub.db, config.hub.flush_interval_ms, config.hub.flush_max_frames) == ("pymonitor.db", 200, 256)
@@ -110,11 +113,6 @@ def test_parse_config_names_its_source() -> None:
         parse_config({"node": {}}, source="wizard")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: deploy/config.py SimulatorSection.seed is a plain int; a negative seed passes the config "
-    "and only fails later in simulators/layout.plan_fleet with a ValueError",
-)
 def test_a_negative_simulator_seed_is_refused_by_the_config(tmp_path: Path) -> None:
     message = refused(write(tmp_path, '[node]\nname = "h"\n[simulator]\nseed = -1\n'))
     assert "[simulator].seed" in message

@@ -6,6 +6,7 @@ import math
 
 import cbor2
 import pytest
+
 from pymonitor.actors.hub.core import HubCore, Publish, Record, WriteFrames
 from pymonitor.actors.runtime.intake import DEAD_LETTER_PAYLOAD_BYTES, Inbound
 from pymonitor.broker import topics
@@ -132,7 +133,9 @@ def test_births_deaths_and_events_become_records() -> None:
 
 def test_dead_letters_of_other_nodes_are_ignored_not_recorded_again() -> None:
     hub = core()
-    letter = DeadLetter(node="gw-1", ts_ms=NOW_MS, topic="x", reason="MessageError: at $: nope", payload=b"", payload_size=0)
+    letter = DeadLetter(
+        node="gw-1", ts_ms=NOW_MS, topic="x", reason="MessageError: at $: nope", payload=b"", payload_size=0
+    )
     assert hub.on_frame(Inbound(topics.up(FLEET, "gw-1", "deadletter"), encode(letter)), NOW_MS) == []
     assert hub.counters.ignored == 1
     assert hub.counters.dead_letters == 0
@@ -203,7 +206,9 @@ def test_invalid_topic_becomes_a_dead_letter_naming_the_topic(topic: str, expect
 
 def test_frame_from_another_node_than_its_topic_becomes_a_dead_letter() -> None:
     hub = core()
-    letter = only_dead_letter(hub.on_frame(Inbound(topics.up(FLEET, "gw-2", "readings"), encode(batch("gw-1"))), NOW_MS))
+    letter = only_dead_letter(
+        hub.on_frame(Inbound(topics.up(FLEET, "gw-2", "readings"), encode(batch("gw-1"))), NOW_MS)
+    )
     assert "at $.node" in letter.reason
     assert "'gw-1'" in letter.reason
     assert "'gw-2'" in letter.reason

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pymonitor.messages import DeadLetter, Event, NodeBirth, NodeDeath, ReadingBatch
 from pymonitor.store import HubStore, StoreError
 
@@ -14,7 +16,9 @@ NOW_MS = 1_767_225_600_000
 METRICS = ["temp", "volt"]
 
 
-def batch(node: str = "gw-1", seq: int = 1, session: int = 7, *, devices: tuple[str, ...] = ("dev-1", "dev-2")) -> ReadingBatch:
+def batch(
+    node: str = "gw-1", seq: int = 1, session: int = 7, *, devices: tuple[str, ...] = ("dev-1", "dev-2")
+) -> ReadingBatch:
     """Two rows per device; the second metric is NaN (not measured) on the first row."""
     rows = 2 * len(devices)
     return ReadingBatch.build(
@@ -35,7 +39,7 @@ def count(store: HubStore, table: str) -> int:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> HubStore:
+def store(tmp_path: Path) -> Iterator[HubStore]:
     s = HubStore(tmp_path / "hub.db")
     yield s
     s.close()
@@ -122,18 +126,20 @@ def test_a_frame_stored_as_backfill_is_counted_as_backfill(store: HubStore) -> N
     assert store.stats()["backfill_frames"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: store/hub_store.py _Names caches ids inserted inside a write_frames transaction that is then "
-    "rolled back; later frames reference node/device ids that do not exist and a new name reuses the id",
-)
-def test_a_failed_write_leaves_no_stale_names_behind(store: HubStore) -> None:
-    too_big = ReadingBatch.build(  # the codec accepts seq up to 2**64-1; SQLite INTEGER stops at 2**63-1
-        node="gw-1", session=7, seq=2**63, devices=["dev-1"], metrics=["temp"],
-        device_index=[0], device_seq=[1], ts_ms=[NOW_MS], values=[[1.0]],
-    )  # fmt: skip
+def test_a_failed_write_leaves_no_stale_names_behind(store: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_insert = store._insert_readings
+    calls = []
+
+    def fail_on_second(frame: ReadingBatch) -> int:
+        calls.append(frame)
+        if len(calls) == 2:
+            raise OverflowError("disk says no")
+        return real_insert(frame)
+
+    monkeypatch.setattr(store, "_insert_readings", fail_on_second)
     with pytest.raises(OverflowError):
-        store.write_frames([batch("gw-1", seq=1, devices=("dev-a", "dev-b")), too_big], NOW_MS)
+        store.write_frames([batch("gw-1", seq=1, devices=("dev-a", "dev-b")), batch("gw-1", seq=2)], NOW_MS)
+    monkeypatch.setattr(store, "_insert_readings", real_insert)
     assert count(store, "frames") == 0  # the transaction was rolled back...
 
     store.write_frames([batch("gw-1", seq=1, devices=("dev-a", "dev-b"))], NOW_MS)
@@ -249,7 +255,9 @@ def test_events_are_stored_with_their_labels_and_details(store: HubStore) -> Non
     not_a_number = Event(node="gw-1", ts_ms=NOW_MS, kind="x.y", severity="info", message="m", value=math.nan)
     store.insert_event(event, received_ms=NOW_MS + 1)
     store.insert_event(not_a_number, received_ms=NOW_MS + 2)
-    rows = store.conn.execute("SELECT kind, severity, source, value, labels, details, received_ms FROM events").fetchall()
+    rows = store.conn.execute(
+        "SELECT kind, severity, source, value, labels, details, received_ms FROM events"
+    ).fetchall()
     assert rows[0] == ("battery.low", "warning", "dev-1", 3.1, '{"site":"north"}', '{"raw":"0102","n":3}', NOW_MS + 1)
     assert rows[1][3] is None  # NaN is not a value
     assert store.recent_events(1)[0]["kind"] == "x.y"
@@ -261,7 +269,9 @@ def test_dead_letters_are_stored_with_reason_and_payload_head(store: HubStore) -
         payload=b"\xff\x00", payload_size=4000,
     )  # fmt: skip
     store.insert_dead_letter(letter)
-    row = store.conn.execute("SELECT received_ms, node, topic, reason, payload, payload_size FROM dead_letters").fetchone()
+    row = store.conn.execute(
+        "SELECT received_ms, node, topic, reason, payload, payload_size FROM dead_letters"
+    ).fetchone()
     assert row == (NOW_MS, "hub", "pm/v1/f/gw-1/up/readings", "MessageError: at $: not a CBOR frame", b"\xff\x00", 4000)
 
 

@@ -96,6 +96,7 @@ def assert_refused(frame: bytes, *fragments: str) -> MessageError:
 
 texts = st.text(max_size=12)
 int64s = st.integers(INT64_MIN, INT64_MAX)
+seq_ints = st.integers(0, INT64_MAX)  # frame session/seq: signed 64-bit, never negative
 wire_ints = st.integers(INT_MIN, INT_MAX)
 delta_safe_ints = st.integers(DELTA_SAFE_MIN, DELTA_SAFE_MAX)
 finite_or_inf_floats = st.floats(allow_nan=False)
@@ -120,8 +121,8 @@ def reading_batches(draw: st.DrawFn) -> ReadingBatch:
 
     return ReadingBatch.build(
         node=draw(texts),
-        session=draw(int64s),
-        seq=draw(int64s),
+        session=draw(seq_ints),
+        seq=draw(seq_ints),
         devices=devices,
         metrics=metrics,
         device_index=column(st.integers(0, len(devices) - 1)) if devices else [],

@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 
 import pytest
 from conftest import wait_for
+
 from pymonitor.actors.runtime.limits import raise_open_file_limit
-from pymonitor.broker import BridgeOptions, BrokerAddress, MosquittoBroker, MqttBridge, NetworkLoop, parse_broker_url
-from pymonitor.broker import topics
+from pymonitor.broker import (
+    BridgeOptions,
+    BrokerAddress,
+    MosquittoBroker,
+    MqttBridge,
+    NetworkLoop,
+    parse_broker_url,
+    topics,
+)
 from pymonitor.messages import NodeBirth, NodeDeath, decode, encode
 
 pytestmark = pytest.mark.needs_mosquitto
@@ -129,7 +137,9 @@ def test_a_cut_makes_the_broker_publish_the_will(mosquitto: MosquittoBroker) -> 
     loop = NetworkLoop("test-will")
     state = topics.state(FLEET, "doomed")
     watcher_inbox = Inbox()
-    watcher = MqttBridge(address, BridgeOptions(client_id="will-watcher", subscriptions=[state], loop=loop), watcher_inbox)
+    watcher = MqttBridge(
+        address, BridgeOptions(client_id="will-watcher", subscriptions=[state], loop=loop), watcher_inbox
+    )
     will = NodeDeath(node="doomed", session=77, reason="connection lost")
     birth = NodeBirth(node="doomed", session=77, ts_ms=1, role="gateway", version="0")
     doomed = MqttBridge(
@@ -148,7 +158,8 @@ def test_a_cut_makes_the_broker_publish_the_will(mosquitto: MosquittoBroker) -> 
         doomed.cut()
         assert not doomed.connected
         deaths = wait_for(
-            lambda: [m for m in watcher_inbox.messages() if isinstance(m, NodeDeath)], what="the Will on the state topic"
+            lambda: [m for m in watcher_inbox.messages() if isinstance(m, NodeDeath)],
+            what="the Will on the state topic",
         )
         assert deaths == [will]
         assert deaths[0].reason == "connection lost"

@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pymonitor.simulators.outbox import Outbox
 
 T0 = 1_767_225_600_000
+S = 7  # the sender's session
 RESEND_MS = 10_000
 
 
 def filled(n: int, size: int = 100, cap_bytes: int = 1 << 20) -> Outbox:
     box = Outbox(cap_bytes=cap_bytes)
     for seq in range(1, n + 1):
-        box.add(seq, bytes([seq % 256]) * size, readings=10, now_ms=T0)
+        box.add(S, seq, bytes([seq % 256]) * size, readings=10, now_ms=T0)
     return box
 
 
@@ -37,7 +39,7 @@ def test_new_frames_are_sent_once_then_wait_for_the_resend_timeout() -> None:
 def test_unacknowledged_frames_are_resent_after_the_timeout_and_counted() -> None:
     box = filled(3)
     box.to_send(T0, RESEND_MS)
-    box.ack([2], T0 + 50)
+    box.ack(S, [2], T0 + 50)
     again = box.to_send(T0 + RESEND_MS, RESEND_MS)
     assert [f.seq for f in again] == [1, 3]
     assert all(f.attempts == 2 for f in again)
@@ -58,16 +60,16 @@ def test_after_a_reconnect_every_unacknowledged_frame_goes_again_at_once() -> No
 
 def test_ack_forgets_frames_and_keeps_the_worst_delay() -> None:
     box = Outbox()
-    box.add(1, b"a" * 10, readings=4, now_ms=T0)
-    box.add(2, b"b" * 20, readings=6, now_ms=T0 + 1_000)
-    box.add(3, b"c" * 30, readings=8, now_ms=T0 + 2_000)
-    assert box.ack([1, 2], now_ms=T0 + 5_000) == 2
-    assert box.ack([2, 99], now_ms=T0 + 6_000) == 0  # already gone, never existed: nothing to do
+    box.add(S, 1, b"a" * 10, readings=4, now_ms=T0)
+    box.add(S, 2, b"b" * 20, readings=6, now_ms=T0 + 1_000)
+    box.add(S, 3, b"c" * 30, readings=8, now_ms=T0 + 2_000)
+    assert box.ack(S, [1, 2], now_ms=T0 + 5_000) == 2
+    assert box.ack(S, [2, 99], now_ms=T0 + 6_000) == 0  # already gone, never existed: nothing to do
     assert len(box) == 1
     assert box.size_bytes == 30
     assert (box.counters.acked_frames, box.counters.acked_readings) == (2, 10)
     assert box.counters.worst_delay_ms == 5_000
-    box.ack([3], now_ms=T0 + 3_000)
+    box.ack(S, [3], now_ms=T0 + 3_000)
     assert box.counters.worst_delay_ms == 5_000  # the worst stays the worst
     assert box.size_bytes == 0
 
@@ -75,8 +77,8 @@ def test_ack_forgets_frames_and_keeps_the_worst_delay() -> None:
 def test_past_the_cap_the_oldest_frames_are_evicted_and_counted() -> None:
     box = Outbox(cap_bytes=250)
     for seq in range(1, 6):
-        box.add(seq, b"x" * 100, readings=7, now_ms=T0 + seq)
-    assert list(box.frames) == [4, 5]
+        box.add(S, seq, b"x" * 100, readings=7, now_ms=T0 + seq)
+    assert list(box.frames) == [(S, 4), (S, 5)]
     assert box.size_bytes == 200
     assert (box.counters.evicted_frames, box.counters.evicted_readings) == (3, 21)
     assert box.counters.frames == 5
@@ -84,25 +86,29 @@ def test_past_the_cap_the_oldest_frames_are_evicted_and_counted() -> None:
 
 def test_a_single_frame_larger_than_the_cap_is_kept() -> None:
     box = Outbox(cap_bytes=10)
-    box.add(1, b"x" * 100, readings=1, now_ms=T0)
-    assert list(box.frames) == [1]
-    box.add(2, b"y" * 100, readings=1, now_ms=T0)
-    assert list(box.frames) == [2]
+    box.add(S, 1, b"x" * 100, readings=1, now_ms=T0)
+    assert list(box.frames) == [(S, 1)]
+    box.add(S, 2, b"y" * 100, readings=1, now_ms=T0)
+    assert list(box.frames) == [(S, 2)]
     assert box.counters.evicted_frames == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: simulators/outbox.py Outbox.add overwrites a pending frame with the same seq without "
-    "taking its bytes off (nor counting it); GatewayActor restarts seq at 1 while keeping the outbox",
-)
-def test_adding_a_seq_that_is_still_pending_keeps_the_byte_count_true() -> None:
+def test_adding_a_frame_that_is_still_pending_is_refused_and_changes_nothing() -> None:
     box = Outbox()
-    box.add(1, b"old" * 10, readings=3, now_ms=T0)
-    box.add(1, b"new" * 20, readings=6, now_ms=T0 + 1)
-    assert box.size_bytes == sum(len(f.payload) for f in box.frames.values())
+    box.add(S, 1, b"old" * 10, readings=3, now_ms=T0)
+    with pytest.raises(ValueError, match="already in the outbox"):
+        box.add(S, 1, b"new" * 20, readings=6, now_ms=T0 + 1)
+    assert box.size_bytes == 30
     c = box.counters
-    assert c.acked_frames + c.evicted_frames + len(box) == c.frames
+    assert c.acked_frames + c.evicted_frames + len(box) == c.frames == 1
+
+
+def test_a_restarted_sender_keeps_frames_of_both_sessions_apart() -> None:
+    box = Outbox()
+    box.add(1, 1, b"a" * 10, readings=1, now_ms=T0)
+    box.add(2, 1, b"b" * 10, readings=1, now_ms=T0)
+    assert box.ack(1, [1], now_ms=T0 + 1) == 1
+    assert [(f.session, f.seq) for f in box.frames.values()] == [(2, 1)]
 
 
 # ---------------------------------------------------------------- property: the books always balance
@@ -125,9 +131,9 @@ def test_any_interleaving_keeps_bytes_and_frame_counts_balanced(cap_bytes: int, 
         now += 100
         if kind == "add":
             seq += 1  # a gateway's seq only grows
-            box.add(seq, b"\x01" * a, readings=b, now_ms=now)
+            box.add(S, seq, b"\x01" * a, readings=b, now_ms=now)
         elif kind == "ack":
-            box.ack([s for s in a if s <= seq], now)
+            box.ack(S, [s for s in a if s <= seq], now)
         elif kind == "send":
             box.to_send(now + a, RESEND_MS)
         else:

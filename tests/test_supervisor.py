@@ -14,6 +14,7 @@ from typing import Any
 import pykka
 import pytest
 from conftest import wait_for
+
 from pymonitor.actors.runtime.clock import RealClock, SimClock, TimerHandle
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
 
@@ -194,11 +195,6 @@ def test_a_reporter_that_raises_does_not_stop_the_restart(clock: RecordingClock,
     assert sup.stats()["worker"].restarts == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: actors/runtime/supervisor.py _restart moves nothing: pykka's _actor_loop_teardown already "
-    "emptied the dead actor's inbox (discarding every tell) before the restart timer fires",
-)
 def test_messages_waiting_in_a_failed_actors_mailbox_go_to_its_successor(supervisors: list[Supervisor]) -> None:
     # A SimClock makes the restart happen exactly when the test says: after the dead actor's thread ended,
     # as it always has with the default 0.5 s backoff.
@@ -247,7 +243,9 @@ def test_telling_an_unknown_name_returns_false(clock: RecordingClock, supervisor
     assert sup.stats() == {}
 
 
-def test_telling_an_actor_that_is_down_is_refused_and_counted(clock: RecordingClock, supervisors: list[Supervisor]) -> None:
+def test_telling_an_actor_that_is_down_is_refused_and_counted(
+    clock: RecordingClock, supervisors: list[Supervisor]
+) -> None:
     sup = make_supervisor(supervisors, clock, restart_min_s=30.0)  # stays down for the whole test
     sup.start("worker", worker_factory("worker", Probe()))
     sup.tell("worker", "boom")

@@ -33,6 +33,24 @@ FailureReporter = Callable[[str, BaseException, int], None]
 """Called with (actor name, exception, consecutive failures) when an actor fails."""
 
 
+def _drain(inbox: Any) -> list[Any]:
+    """Take every plain ``tell`` waiting in a mailbox (asks are answered by pykka with ActorDeadError)."""
+    kept: list[Any] = []
+    others: list[Any] = []
+    while True:
+        try:
+            envelope = cast("queue.Queue[Any]", inbox).get_nowait()
+        except queue.Empty:
+            break
+        if envelope.reply_to is None and not isinstance(envelope.message, pykka.messages._ActorStop):
+            kept.append(envelope.message)
+        else:
+            others.append(envelope)
+    for envelope in others:  # pykka's teardown answers these
+        inbox.put(envelope)
+    return kept
+
+
 def tell_if_alive(ref: pykka.ActorRef[Any], message: Any) -> bool:
     """Tell from a callback (timer, MQTT thread) that may outlive the actor; False if it is gone."""
     try:
@@ -57,7 +75,9 @@ class SupervisedActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         if self.supervisor is not None and exception_value is not None:
-            self.supervisor.actor_failed(self.role_name, exception_value)
+            # Runs in the actor's thread before pykka's teardown discards the mailbox: take the
+            # waiting messages now so the replacement actor gets them.
+            self.supervisor.actor_failed(self.role_name, exception_value, _drain(self.actor_inbox))
 
 
 @dataclass
@@ -133,8 +153,8 @@ class Supervisor:
         ref.tell(message)
         return True
 
-    def actor_failed(self, name: str, error: BaseException) -> None:
-        """Called from the failing actor's thread; schedules its restart."""
+    def actor_failed(self, name: str, error: BaseException, waiting: list[Any] | None = None) -> None:
+        """Called from the failing actor's thread; schedules its restart with the messages it left."""
         with self._lock:
             child = self._children.get(name)
             if child is None or self._stopping:
@@ -154,24 +174,18 @@ class Supervisor:
                 self.reporter(name, error, stats.consecutive_failures)
             except Exception:  # reporting must never stop the restart
                 log.exception("failure reporter raised")
-        self.clock.call_later(delay, lambda: self._restart(name, old))
+        left = waiting or []
+        self.clock.call_later(delay, lambda: self._restart(name, old, left))
 
-    def _restart(self, name: str, old: pykka.ActorRef[Any] | None) -> None:
+    def _restart(self, name: str, old: pykka.ActorRef[Any] | None, waiting: list[Any]) -> None:
         with self._lock:
             child = self._children.get(name)
             if child is None or self._stopping or child.ref is not old:
                 return
         new = child.factory(self)
-        moved = 0
-        if old is not None:
-            while True:
-                try:
-                    envelope = cast("queue.Queue[Any]", old.actor_inbox).get_nowait()
-                except queue.Empty:
-                    break
-                if envelope.reply_to is None and not isinstance(envelope.message, pykka.messages._ActorStop):
-                    new.tell(envelope.message)
-                    moved += 1
+        for message in waiting:
+            new.tell(message)
+        moved = len(waiting)
         with self._lock:
             child.ref = new
             child.stats.restarts += 1
