@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import wait_for
 from typer.testing import CliRunner
 
 from pymonitor.actors.runtime.clock import RealClock
@@ -18,8 +19,6 @@ from pymonitor.broker import BrokerAddress, MosquittoBroker
 from pymonitor.cli.main import app
 from pymonitor.simulators.fleet import FleetSimulator
 from pymonitor.store import HubStore
-
-from conftest import wait_for
 
 runner = CliRunner()
 PYMONITOR = [sys.executable, "-m", "pymonitor.cli.main"]
@@ -140,7 +139,9 @@ def _node_config(tmp_path: Path, url: str, db: Path, *, simulator: bool) -> Path
 
 
 @pytest.mark.needs_mosquitto
-def test_node_process_stops_cleanly_on_sigterm_and_keeps_what_it_took(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+def test_node_process_stops_cleanly_on_sigterm_and_keeps_what_it_took(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
     db = tmp_path / "hub.db"
     config = _node_config(tmp_path, mosquitto.url, db, simulator=True)
     proc = subprocess.Popen([*PYMONITOR, "node", "--config", str(config)], stderr=subprocess.PIPE)

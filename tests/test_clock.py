@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pymonitor.actors.runtime.clock import Clock, RealClock, SimClock
 
 START_MS = 1_767_225_600_000

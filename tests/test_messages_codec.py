@@ -19,6 +19,7 @@ import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pymonitor.messages import (
     MAX_FRAME_BYTES,
     SEVERITIES,

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from pymonitor.messages import (
     Command,
     CommandAck,

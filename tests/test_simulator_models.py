@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+
 from pymonitor.simulators.layout import plan_fleet
 from pymonitor.simulators.models import METRICS, DeviceBank, SampleBlock, _ar1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pymonitor.broker import topics
 from pymonitor.broker.topics import NAME_PATTERN, ROOT, UP_KINDS, Topic, TopicError
 from pymonitor.broker.url import DEFAULT_PORT, DEFAULT_TLS_PORT, BrokerAddress, BrokerUrlError, parse_broker_url
