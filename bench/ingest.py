@@ -125,7 +125,10 @@ class BaselineResult:
 
 
 def measure_baseline(address: BrokerAddress, options: IngestOptions) -> BaselineResult:
-    """Raw paho QoS 1 publish -> subscribe of one reading per message; rate = received / (first publish -> last receive)."""
+    """Raw paho QoS 1 publish -> subscribe, one reading per message.
+
+    Rate = received / (first publish -> last receive).
+    """
     ctx = multiprocessing.get_context("spawn")
     received = [0]
     last = [0.0]
@@ -150,7 +153,14 @@ def measure_baseline(address: BrokerAddress, options: IngestOptions) -> Baseline
     ours, theirs = ctx.Pipe()
     pub = ctx.Process(
         target=_baseline_publisher,
-        args=(theirs, address.host, address.port, options.baseline_messages, options.baseline_seconds, options.baseline_window),
+        args=(
+            theirs,
+            address.host,
+            address.port,
+            options.baseline_messages,
+            options.baseline_seconds,
+            options.baseline_window,
+        ),
         name="bench-baseline-pub",
     )
     pub.start()
@@ -397,15 +407,15 @@ def mosquitto_version(binary: str) -> str | None:
 
 def parse_args(argv: list[str] | None) -> tuple[IngestOptions, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="pymonitor bench ingest", description=__doc__.split("\n\n")[0])
-    p.add_argument("--devices", type=int, default=20_000, help="simulated devices (default 20000)")
-    p.add_argument("--gateways", type=int, default=20, help="gateways they sit behind (default 20)")
+    p.add_argument("--devices", type=int, default=60_000, help="simulated devices (default 60000)")
+    p.add_argument("--gateways", type=int, default=30, help="gateways they sit behind (default 30)")
     p.add_argument("--interval", type=float, default=1.0, help="sampling interval per device, clock s (default 1)")
-    p.add_argument("--speed", type=float, default=2.0, help="simulator clock speed-up (default 2)")
-    p.add_argument("--seconds", type=float, default=15.0, help="real seconds of sampling (default 15)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulator clock speed-up (default 1: real time)")
+    p.add_argument("--seconds", type=float, default=10.0, help="real seconds of sampling (default 10)")
     p.add_argument("--max-rows-per-frame", type=int, default=4096, help="rows per gateway frame (default 4096)")
     p.add_argument("--ack-timeout", type=float, default=10.0, help="real s before a gateway resends (default 10)")
     p.add_argument("--flush-interval-ms", type=int, default=200, help="hub flush timer (default 200)")
-    p.add_argument("--flush-max-frames", type=int, default=256, help="hub flush batch (default 256)")
+    p.add_argument("--flush-max-frames", type=int, default=16, help="hub flush batch, frames (default 16)")
     p.add_argument("--baseline-messages", type=int, default=50_000, help="baseline messages (default 50000)")
     p.add_argument("--baseline-seconds", type=float, default=6.0, help="baseline publishing cap, s (default 6)")
     p.add_argument("--baseline-window", type=int, default=500, help="baseline messages in flight (default 500)")
@@ -446,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"broker   mosquitto {mosquitto_version(broker.binary) or '?'} on {broker.url}, persistence on")
         progress(f"baseline raw paho QoS 1, one {BASELINE_PAYLOAD.size}-byte message per reading")
         baseline = measure_baseline(address, options)
-        progress(f"baseline {baseline.received:,} messages in {baseline.seconds:.2f} s: {baseline.msgs_per_s:,.0f} msgs/s")
+        progress(
+            f"baseline {baseline.received:,} messages in {baseline.seconds:.2f} s: {baseline.msgs_per_s:,.0f} msgs/s"
+        )
         offered = options.devices * METRICS_PER_DEVICE * options.speed / options.interval_s
         progress(f"pymonitor nominal offer {offered:,.0f} readings/s for {options.seconds:g} s")
         run = measure_pymonitor(broker, address, options)
