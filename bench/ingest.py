@@ -415,7 +415,7 @@ def parse_args(argv: list[str] | None) -> tuple[IngestOptions, argparse.Namespac
     p.add_argument("--max-rows-per-frame", type=int, default=4096, help="rows per gateway frame (default 4096)")
     p.add_argument("--ack-timeout", type=float, default=10.0, help="real s before a gateway resends (default 10)")
     p.add_argument("--flush-interval-ms", type=int, default=200, help="hub flush timer (default 200)")
-    p.add_argument("--flush-max-frames", type=int, default=16, help="hub flush batch, frames (default 16)")
+    p.add_argument("--flush-max-frames", type=int, default=8, help="hub flush batch, frames (default 8)")
     p.add_argument("--baseline-messages", type=int, default=50_000, help="baseline messages (default 50000)")
     p.add_argument("--baseline-seconds", type=float, default=6.0, help="baseline publishing cap, s (default 6)")
     p.add_argument("--baseline-window", type=int, default=500, help="baseline messages in flight (default 500)")
