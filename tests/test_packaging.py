@@ -38,6 +38,8 @@ def test_wheel_installs_in_a_scratch_venv_and_every_module_imports(tmp_path: Pat
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
+    # Install before the dependencies' path is added, or pip would see the test env's copy as installed.
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
     # Dependencies come from the test environment (no download); its .pth hooks are not run, so an
     # editable install of the checkout cannot shadow the wheel.
     site_dir = subprocess.run(
@@ -48,7 +50,6 @@ def test_wheel_installs_in_a_scratch_venv_and_every_module_imports(tmp_path: Pat
     ).stdout.strip()
     deps = [p for p in sys.path if p.endswith("site-packages")]
     (Path(site_dir) / "test-deps.pth").write_text("\n".join(deps) + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
     expected = sorted(_source_modules())
     script = (
         "import importlib, sys\n"
@@ -58,7 +59,8 @@ def test_wheel_installs_in_a_scratch_venv_and_every_module_imports(tmp_path: Pat
         f"    assert m.__file__ and m.__file__.startswith({str(env_dir)!r}), (n, m.__file__)\n"
         "print(len(names))\n"
     )
-    out = subprocess.run([str(python), "-c", script], check=True, capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
     assert int(out.stdout.strip()) == len(expected)
     cli = subprocess.run([str(env_dir / "bin" / "pymonitor"), "--help"], capture_output=True, text=True, check=True)
     for command in ("demo", "broker", "hub", "simulate", "node", "pub", "sub", "stats", "bench"):
