@@ -102,7 +102,7 @@ class GatewayActor(SupervisedActor):
 
     # lifecycle
 
-    def on_start(self) -> None:
+    def start_role(self) -> None:
         self.bridge = self._new_bridge()
         self.bridge.start()
         self._schedule()

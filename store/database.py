@@ -115,4 +115,7 @@ def open_store(path: str | Path, migrations: Sequence[Migration]) -> OpenedStore
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"{path}: cannot apply the schema: {exc}") from None
+    except StoreError:
+        conn.close()
+        raise
     return OpenedStore(sqlite_utils.Database(conn), path, set_aside)

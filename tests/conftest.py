@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a long run (seconds of real time)")
+    config.addinivalue_line("markers", "slow: a long run (soak, benchmark); not part of CI")
     config.addinivalue_line("markers", "needs_mosquitto: uses a real mosquitto broker (skipped when not installed)")
 
 

@@ -216,3 +216,77 @@ def test_hub_killed_with_sigkill_mid_stream_loses_nothing_after_restart(
     store.close()
     assert accounting["duplicates"] == 0
     assert accounting["distinct"] == generated
+
+
+@pytest.mark.needs_mosquitto
+def test_hub_and_simulate_commands_run_for_the_given_seconds_and_store_data(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    db = tmp_path / "cmd.db"
+    hub = subprocess.Popen(
+        [*PYMONITOR, "hub", "--broker", mosquitto.url, "--db", str(db), "--fleet", "cmds", "--seconds", "12"],
+        stderr=subprocess.PIPE,
+    )
+    sim = subprocess.Popen(
+        [*PYMONITOR, "simulate", "--broker", mosquitto.url, "--fleet", "cmds", "--devices", "40", "--gateways", "2",
+         "--interval", "0.5", "--seconds", "6"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert sim.wait(timeout=60) == 0
+        assert hub.wait(timeout=60) == 0
+    finally:
+        for proc in (hub, sim):
+            if proc.poll() is None:
+                proc.kill()
+    store = HubStore(db)
+    accounting = store.reading_accounting()
+    store.close()
+    assert accounting["distinct"] > 0 and accounting["duplicates"] == 0
+
+
+def test_broker_command_serves_until_interrupted() -> None:
+    proc = subprocess.Popen([*PYMONITOR, "broker", "--kind", "embedded"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "embedded broker listening on mqtt://127.0.0.1:" in line
+        url = line.split()[4]
+        received: list[str] = []
+        sub = subprocess.Popen(
+            [*PYMONITOR, "sub", "--broker", url, "--topic", "pm/v1/#", "--count", "1", "--timeout", "30"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        data = '{"node": "n", "session": 1, "ranges": [[1, 3]], "hub_ts_ms": 5}'
+
+        def delivered() -> bool:
+            runner.invoke(app, ["pub", "--broker", url, "--topic", "pm/v1/f/n/down/ack", "--tag", "ack.delivery.v1",
+                                "--data", data])
+            try:
+                out, _ = sub.communicate(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                return False
+            received.append(out)
+            return True
+
+        wait_for(delivered, timeout_s=30, what="a frame through the embedded broker")
+        assert '"ranges":[[1,3]]' in received[0]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_sub_shows_a_reading_batch_as_rows() -> None:
+    from pymonitor.cli.mqtt_tools import frame_line
+    from pymonitor.messages import ReadingBatch, encode
+
+    batch = ReadingBatch.build(
+        node="gw", session=1, seq=1, devices=["d1", "d2"], metrics=["t", "h"], device_index=[0, 1],
+        device_seq=[1, 1], ts_ms=[10, 20], values=[[1.5, None], [40.0, 41.0]],
+    )  # fmt: skip
+    line = frame_line("pm/v1/f/gw/up/readings", encode(batch))
+    assert line["rows"] == [["d1", 1, 10, 1.5, 40.0], ["d2", 1, 20, None, 41.0]]
+    assert line["metrics"] == ["t", "h"]

@@ -378,7 +378,6 @@ def test_the_hub_and_fleet_survive_a_broker_restart_without_loss(
 # ---------------------------------------------------------------- the demo on the embedded broker
 
 
-@pytest.mark.slow
 def test_the_demo_on_the_embedded_broker_loses_and_duplicates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from pymonitor.broker import embedded
     from pymonitor.simulators.demo import DemoOptions, run_demo

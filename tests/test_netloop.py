@@ -7,6 +7,7 @@ if anything in the path used select(), those clients could not work.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -90,8 +91,9 @@ def all_connected(fleet: Fleet) -> Callable[[], bool]:
 
 @pytest.fixture(scope="module")
 def crowd(mosquitto: MosquittoBroker) -> Iterator[Fleet]:
-    """CLIENTS bridges on one loop, every socket numbered above select()'s limit."""
+    """CLIENTS bridges on one loop, their sockets numbered above select()'s limit."""
     raise_open_file_limit(CLIENTS + SELECT_FD_LIMIT)
+    gc.collect()  # close what earlier tests left for the collector, so fewer low numbers free up later
     filler = []
     while True:  # occupy every free number below the limit, so the clients' sockets cannot use one
         fd = os.open(os.devnull, os.O_RDONLY)
@@ -111,7 +113,9 @@ def crowd(mosquitto: MosquittoBroker) -> Iterator[Fleet]:
 def test_one_loop_connects_hundreds_of_clients_above_the_select_fd_limit(crowd: Fleet) -> None:
     wait_for(all_connected(crowd), what=f"all {CLIENTS} clients to connect")
     numbers = [b._client.socket().fileno() for b in crowd.bridges]  # noqa: SLF001 - the socket is the point
-    assert min(numbers) >= SELECT_FD_LIMIT
+    # A descriptor closed late by an earlier test's thread may hand a few clients a low number; select()
+    # fails on any single one above the limit, so most of them being up there is the proof.
+    assert sum(n >= SELECT_FD_LIMIT for n in numbers) >= CLIENTS * 9 // 10
     assert all(b.counters.connects == 1 for b in crowd.bridges)
 
 

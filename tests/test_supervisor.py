@@ -281,3 +281,33 @@ def test_tell_if_alive_says_false_for_a_stopped_actor() -> None:
     wait_for(lambda: probe.of(ref.actor_urn) == ["first"], what="the message")
     ref.stop()
     assert tell_if_alive(ref, "second") is False
+
+
+def test_an_actor_whose_start_fails_is_reported_and_restarted() -> None:
+    from pymonitor.actors.runtime.clock import RealClock
+    from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor
+
+    attempts: list[int] = []
+    reported: list[str] = []
+
+    class FlakyStart(SupervisedActor):
+        def start_role(self) -> None:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise OSError("store file locked")
+
+        def on_receive(self, message: object) -> object:
+            return message
+
+    clock = RealClock()
+    sup = Supervisor(clock, restart_min_s=0.01, reporter=lambda name, exc, n: reported.append(f"{name}: {exc}"))
+    try:
+        sup.start("flaky", lambda s: FlakyStart.start(s, "flaky"))
+        wait_for(lambda: sup.stats()["flaky"].restarts == 1, what="a restart after the failed start")
+        ref = sup.ref("flaky")
+        assert ref is not None and ref.ask("ping", timeout=10) == "ping"
+        assert reported == ["flaky: store file locked"]
+        assert sup.stats()["flaky"].failures == 1
+    finally:
+        sup.stop_all()
+        clock.stop()

@@ -53,7 +53,7 @@ class HubActor(SupervisedActor):
         self.store: HubStore | None = None
         self._timer: TimerHandle | None = None
 
-    def on_start(self) -> None:
+    def start_role(self) -> None:
         self.store = HubStore(self.settings.db_path)
         if self.store.set_aside is not None:
             log.error("hub store was corrupt; kept the old file at %s", self.store.set_aside)

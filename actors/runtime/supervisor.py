@@ -68,6 +68,18 @@ class SupervisedActor(pykka.ThreadingActor):
         self.supervisor = supervisor
         self.role_name = name or type(self).__name__
 
+    def on_start(self) -> None:
+        # pykka does not call on_failure when on_start raises: report it here so the role is restarted.
+        try:
+            self.start_role()
+        except Exception as exc:
+            if self.supervisor is not None:
+                self.supervisor.actor_failed(self.role_name, exc, [])
+            raise
+
+    def start_role(self) -> None:
+        """Open what the role needs (stores, connections); override instead of on_start."""
+
     def on_failure(
         self,
         exception_type: type[BaseException] | None,
@@ -127,9 +139,13 @@ class Supervisor:
         with self._lock:
             if name in self._children:
                 raise ValueError(f"an actor named {name!r} is already supervised")
+            # Registered before it starts: a failure inside on_start must find its entry.
+            child = _Child(factory, None, ChildStats(last_start_ms=self.clock.now_ms()))
+            self._children[name] = child
         ref = factory(self)
         with self._lock:
-            self._children[name] = _Child(factory, ref, ChildStats(last_start_ms=self.clock.now_ms()))
+            if child.ref is None:
+                child.ref = ref
         return ref
 
     def ref(self, name: str) -> pykka.ActorRef[Any] | None:
@@ -180,8 +196,11 @@ class Supervisor:
     def _restart(self, name: str, old: pykka.ActorRef[Any] | None, waiting: list[Any]) -> None:
         with self._lock:
             child = self._children.get(name)
-            if child is None or self._stopping or child.ref is not old:
+            if child is None or self._stopping:
                 return
+            current = child.ref
+            if current is not None and current is not old and current.is_alive():
+                return  # already replaced
         new = child.factory(self)
         for message in waiting:
             new.tell(message)
