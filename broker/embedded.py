@@ -66,6 +66,19 @@ def wait_listening(host: str, port: int, timeout_s: float = START_TIMEOUT_S) -> 
     return False
 
 
+def end_process(proc: subprocess.Popen[bytes], *, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL), then wait; a process that ignores SIGTERM is killed after the timeout."""
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(START_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class RunningBroker(Protocol):
     """A broker this process started."""
 
@@ -199,17 +212,8 @@ class MosquittoBroker:
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop (SIGTERM saves persistence; ``kill=True`` sends SIGKILL)."""
-        if self._proc is None:
-            return
-        if kill:
-            self._proc.kill()
-        else:
-            self._proc.terminate()
-        try:
-            self._proc.wait(START_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        if self._proc is not None:
+            end_process(self._proc, kill=kill)
         self._proc = None
 
     def restart(self) -> None:
@@ -238,21 +242,16 @@ class EmbeddedBrokerProcess:
 
     def start(self) -> EmbeddedBrokerProcess:
         cmd = [sys.executable, "-m", "pymonitor.broker.embedded", self.host, str(self.port)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its stderr goes to ours: amqtt's warnings and errors stay visible, and nothing can fill a pipe.
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         if not wait_listening(self.host, self.port):
             self.stop()
             raise BrokerStartError(f"embedded broker process did not listen on {self.host}:{self.port}")
         return self
 
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(START_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        if self._proc is not None:
+            end_process(self._proc)
         self._proc = None
 
     def restart(self) -> None:

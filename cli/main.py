@@ -138,6 +138,18 @@ def _run_config(config: Any, seconds: float | None, json: bool) -> None:
         _print_json({"node": config.node.name, "stopped": True})
 
 
+def _run_options(data: dict[str, Any], seconds: float | None) -> None:
+    """Run a node described by command-line options, checked like a config file."""
+    from pymonitor.deploy import ConfigError, parse_config
+
+    try:
+        cfg = parse_config(data, "command line")
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    _run_config(cfg, seconds, False)
+
+
 @app.command()
 def node(
     config: Annotated[Path, typer.Option("--config", "-c", help="The node's TOML file.")],
@@ -164,14 +176,8 @@ def hub(
     seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Run a hub: subscribe to a fleet and store its readings in SQLite."""
-    from pymonitor.deploy import ConfigError, parse_config
-
-    try:
-        cfg = parse_config({"node": {"name": name, "fleet": fleet}, "broker": {"url": broker}, "hub": {"db": str(db)}})
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
-    _run_config(cfg, seconds, False)
+    data = {"node": {"name": name, "fleet": fleet}, "broker": {"url": broker}, "hub": {"db": str(db)}}
+    _run_options(data, seconds)
 
 
 @app.command()
@@ -186,20 +192,13 @@ def simulate(
     seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Run a simulated fleet (N devices behind G gateways) against a broker."""
-    from pymonitor.deploy import ConfigError, parse_config
-
     data = {
         "node": {"name": "simulator", "fleet": fleet},
         "broker": {"url": broker},
         "clock": {"speed": speed},
         "simulator": {"devices": devices, "gateways": gateways, "interval_s": interval, "seed": seed},
     }
-    try:
-        cfg = parse_config(data, "command line")
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
-    _run_config(cfg, seconds, False)
+    _run_options(data, seconds)
 
 
 @app.command()

@@ -94,24 +94,13 @@ class ReadingBatch:
     ) -> ReadingBatch:
         """Pack plain columns into a batch; values that do not fit the wire types raise MessageError."""
         try:
-            return cls._build(node, session, seq, devices, metrics, device_index, device_seq, ts_ms, values, backfill)
+            packed = {
+                "device_index": pack_indexes(device_index),
+                "device_seq": pack_deltas(device_seq),
+                "ts_ms": pack_deltas(ts_ms),
+            }
         except OverflowError as exc:
             raise MessageError(f"a column value does not fit its wire type: {exc}", tag="reading.batch.v1") from None
-
-    @classmethod
-    def _build(
-        cls,
-        node: str,
-        session: int,
-        seq: int,
-        devices: list[str],
-        metrics: list[str],
-        device_index: Sequence[int],
-        device_seq: Sequence[int],
-        ts_ms: Sequence[int],
-        values: Sequence[Sequence[float | None]],
-        backfill: bool,
-    ) -> ReadingBatch:
         return cls(
             node=node,
             session=session,
@@ -119,11 +108,9 @@ class ReadingBatch:
             devices=devices,
             metrics=metrics,
             rows=len(ts_ms),
-            device_index=pack_indexes(device_index),
-            device_seq=pack_deltas(device_seq),
-            ts_ms=pack_deltas(ts_ms),
             values=[pack_floats(col) for col in values],
             backfill=backfill,
+            **packed,
         )
 
     def columns(self) -> BatchColumns:

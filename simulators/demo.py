@@ -14,11 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pymonitor.actors.hub import HubRole
-from pymonitor.actors.runtime.clock import RealClock
-from pymonitor.actors.runtime.limits import raise_open_file_limit
-from pymonitor.actors.runtime.supervisor import Supervisor
-from pymonitor.broker import parse_broker_url, start_broker
+from pymonitor.actors.runtime.node import start_node
+from pymonitor.deploy import NodeConfig, parse_config
 from pymonitor.store import HubStore
 
 from .fleet import FleetSimulator
@@ -72,38 +69,37 @@ class DemoSummary:
 Progress = Callable[[str], None]
 
 
+def _node_config(options: DemoOptions, db_path: Path) -> NodeConfig:
+    return parse_config(
+        {
+            "node": {"name": "hub", "fleet": options.fleet},
+            "broker": {"url": options.broker},
+            "clock": {"speed": options.speed},
+            "hub": {"db": str(db_path)},
+            "simulator": {
+                "devices": options.devices,
+                "gateways": options.gateways,
+                "interval_s": options.interval_s,
+                "seed": options.seed,
+                "ack_timeout_s": max(5.0, options.interval_s * 5),
+            },
+        },
+        "demo options",
+    )
+
+
 def run_demo(options: DemoOptions, progress: Progress = lambda _line: None) -> DemoSummary:
     """Run the scenario and account for every reading."""
     t0 = time.monotonic()
-    raise_open_file_limit(options.gateways + 1)
     tmp = tempfile.TemporaryDirectory(prefix="pymonitor-demo-") if options.db is None else None
     db_path = options.db if options.db is not None else Path(tmp.name) / "demo.db"  # type: ignore[union-attr]
-    broker = None
-    if options.broker.startswith(("mqtt://", "mqtts://")):
-        address = parse_broker_url(options.broker)
-        broker_label = str(address)
-    else:
-        broker = start_broker(options.broker)
-        address = parse_broker_url(broker.url)
-        broker_label = f"{broker.url} ({getattr(broker, 'kind', options.broker)}, started here)"
+    node = start_node(_node_config(options, db_path))
+    kind = getattr(node.broker, "kind", None)
+    broker_label = node.broker_url + (f" ({kind}, started here)" if kind else "")
     progress(f"broker   {broker_label}")
-    clock = RealClock(speed=options.speed)
-    supervisor = Supervisor(clock)
-    hub = HubRole(fleet=options.fleet, node="hub", db_path=db_path, address=address, clock=clock, supervisor=supervisor)
-    hub.start()
-    if not hub.bridge.wait_connected(10):
-        raise RuntimeError(f"the hub could not connect to {broker_label}")
-    fleet = FleetSimulator(
-        fleet=options.fleet,
-        devices=options.devices,
-        gateways=options.gateways,
-        address=address,
-        clock=clock,
-        supervisor=supervisor,
-        interval_s=options.interval_s,
-        seed=options.seed,
-        ack_timeout_s=max(5.0, options.interval_s * 5),
-    ).start()
+    fleet: FleetSimulator = node.fleet
+    hub = node.hub
+    assert hub is not None
     startup_s = time.monotonic() - t0
     progress(f"fleet    {options.devices} devices behind {options.gateways} gateways, started in {startup_s:.1f} s")
     cut = fleet.gateways[0] if options.cut_link and options.gateways > 1 else None
@@ -139,12 +135,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _line: None) -> D
         hub_counters = hub.stats().get("counters", {})
         totals = fleet.totals()
     finally:
-        fleet.stop()
-        hub.stop()
-        supervisor.stop_all()
-        clock.stop()
-        if broker is not None:
-            broker.stop()
+        node.stop()
     store = HubStore(db_path)
     accounting = store.reading_accounting()
     store.close()

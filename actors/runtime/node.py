@@ -27,6 +27,8 @@ from .supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 DRAIN_ON_STOP_S = 10.0
+HUB_CONNECT_WAIT_S = 10.0
+"""A hub and a simulator in one node: let the hub subscribe before the first frames fly."""
 
 
 @dataclass
@@ -94,6 +96,8 @@ def start_node(config: NodeConfig) -> RunningNode:
             share_group=h.share_group,
             ca_file=config.broker.ca_file,
         ).start()
+        if config.simulator is not None and not node.hub.bridge.wait_connected(HUB_CONNECT_WAIT_S):
+            log.warning("the hub is not connected to %s yet; the simulator's first frames will be resent", address)
     if config.simulator is not None:
         from pymonitor.simulators.fleet import FleetSimulator
 
