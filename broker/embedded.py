@@ -93,6 +93,22 @@ class RunningBroker(Protocol):
     def restart(self) -> None: ...
 
 
+class _SnapshotDict(dict):  # type: ignore[type-arg]
+    """A dict whose iteration walks a snapshot.
+
+    amqtt 0.12 iterates its subscription table with ``await`` inside the loop (on every client
+    connect and every broadcast); a subscribe that lands meanwhile raises "dictionary changed size
+    during iteration" and drops the connecting client. With hundreds of gateways connecting at
+    once that happens dozens of times. Iterating a copy is what the loop meant.
+    """
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(super().keys()))
+
+    def items(self):  # type: ignore[no-untyped-def]
+        return list(super().items())
+
+
 class EmbeddedBroker:
     """amqtt (pure Python, MQTT 3.1.1) on its own asyncio loop in a daemon thread."""
 
@@ -126,6 +142,7 @@ class EmbeddedBroker:
             asyncio.set_event_loop(loop)
             self._loop = loop
             broker = Broker(config, loop=loop)
+            broker._subscriptions = _SnapshotDict(broker._subscriptions)
             self._broker = broker
             try:
                 loop.run_until_complete(broker.start())

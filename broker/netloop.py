@@ -24,7 +24,11 @@ import paho.mqtt.client as mqtt
 log = logging.getLogger(__name__)
 
 MISC_INTERVAL_S = 1.0
-"""How often keepalive pings and reconnects are looked at."""
+"""How often keepalive pings are looked at."""
+SELECT_TIMEOUT_S = 0.1
+CONNECTS_PER_PASS = 10
+"""New connections per loop pass (about 100/s): hundreds of clients coming back after a broker
+restart arrive as a stream, not a thundering herd the broker must absorb at once."""
 
 
 @dataclass
@@ -155,7 +159,7 @@ class NetworkLoop:
     def _run(self) -> None:
         next_misc = 0.0
         while not self._stopped:
-            for key, mask in self._sel.select(timeout=MISC_INTERVAL_S / 4):
+            for key, mask in self._sel.select(timeout=SELECT_TIMEOUT_S):
                 entry = key.data
                 if entry is None:
                     try:
@@ -174,11 +178,21 @@ class NetworkLoop:
             for fn in calls:
                 fn()
             for entry in entries:
-                if entry.writing and entry.sock is not None:
+                # Ask paho itself: a flag of our own could be cleared by one thread while another
+                # queues a packet, leaving that packet unsent.
+                if entry.sock is not None and entry.client.want_write():
                     entry.client.loop_write()
-                    if entry.writing and entry.sock is not None:
+                    if entry.sock is not None and entry.client.want_write():
                         self._sel.modify(entry.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, entry)
+                        entry.writing = True
             now = time.monotonic()
+            budget = CONNECTS_PER_PASS
+            for entry in entries:
+                if entry.sock is None and entry.reconnect_at is not None and 0 <= entry.reconnect_at <= now:
+                    if budget == 0:
+                        break
+                    budget -= 1
+                    self._connect(entry)
             if now >= next_misc:
                 next_misc = now + MISC_INTERVAL_S
                 for entry in entries:
@@ -186,7 +200,5 @@ class NetworkLoop:
                         entry.client.loop_misc()
                         if entry.client.is_connected():
                             entry.attempts = 0
-                    elif entry.reconnect_at is not None and 0 <= entry.reconnect_at <= now:
-                        self._connect(entry)
-                    elif entry.reconnect_at == -1.0 and entry.sock is None:
+                    elif entry.reconnect_at == -1.0:
                         self._schedule_reconnect(entry)

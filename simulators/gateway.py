@@ -44,6 +44,7 @@ class SetLink:
 @dataclass(frozen=True, slots=True)
 class LinkChanged:
     connected: bool
+    connection: int = 0  # the gateway's connection count when it happened
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class GatewayActor(SupervisedActor):
             subscriptions=[topics.node_inbox(fleet, node)],
             will=(topics.state(fleet, node), encode(will)),
             birth=birth,
-            on_connected=lambda _n: tell_if_alive(ref, LinkChanged(True)),
+            on_connected=lambda _n: tell_if_alive(ref, LinkChanged(True, self.connects)),
             on_disconnected=lambda: tell_if_alive(ref, LinkChanged(False)),
             loop=self.netloop,
         )
@@ -167,7 +168,7 @@ class GatewayActor(SupervisedActor):
             self._inbound(message)
         elif isinstance(message, LinkChanged):
             if message.connected:
-                self.outbox.mark_unsent()
+                self.outbox.mark_unsent(before_connection=message.connection)
                 self._send()
         elif isinstance(message, SetLink):
             self._set_link(message.up)
@@ -195,7 +196,8 @@ class GatewayActor(SupervisedActor):
         if bridge is None or not self.link_wanted or not bridge.connected:
             return
         topic = topics.up(self.settings.fleet, self.settings.node, "readings")
-        for frame in self.outbox.to_send(self.clock.now_ms(), int(self.settings.ack_timeout_s * 1000)):
+        now, resend_ms = self.clock.now_ms(), int(self.settings.ack_timeout_s * 1000)
+        for frame in self.outbox.to_send(now, resend_ms, self.connects):
             bridge.publish(topic, frame.payload)
 
     def _inbound(self, inbound: Inbound) -> None:

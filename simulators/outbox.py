@@ -24,6 +24,7 @@ class PendingFrame:
     created_ms: int
     sent_ms: int | None = None
     attempts: int = 0
+    sent_connection: int = 0  # which connection of the sender carried the last attempt
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Outbox:
             self.counters.evicted_frames += 1
             self.counters.evicted_readings += old.readings
 
-    def to_send(self, now_ms: int, resend_after_ms: int) -> list[PendingFrame]:
+    def to_send(self, now_ms: int, resend_after_ms: int, connection: int = 0) -> list[PendingFrame]:
         """Frames never sent, or sent longer than ``resend_after_ms`` ago without an ack; marks them sent."""
         due = []
         for frame in self.frames.values():
@@ -68,14 +69,20 @@ class Outbox:
                 if frame.sent_ms is not None:
                     self.counters.resends += 1
                 frame.sent_ms = now_ms
+                frame.sent_connection = connection
                 frame.attempts += 1
                 due.append(frame)
         return due
 
-    def mark_unsent(self) -> None:
-        """After a reconnect everything unacknowledged goes again at once."""
+    def mark_unsent(self, before_connection: int | None = None) -> None:
+        """After a reconnect, what went out on an earlier connection goes again at once.
+
+        Frames already sent on the new connection (a tick can run between the connect and this
+        call) are left alone: resending them would only make duplicates for the hub to drop.
+        """
         for frame in self.frames.values():
-            frame.sent_ms = None
+            if before_connection is None or frame.sent_connection < before_connection:
+                frame.sent_ms = None
 
     def ack(self, session: int, seqs: list[int], now_ms: int) -> int:
         """Forget acknowledged frames of a session; returns how many were still here."""

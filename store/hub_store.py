@@ -22,6 +22,11 @@ from pymonitor.messages import DeadLetter, Event, NodeBirth, NodeDeath, ReadingB
 from .database import open_store
 from .hub_schema import HUB_MIGRATIONS
 
+NAME_CHUNK = 500
+"""Names looked up per SELECT (SQLite allows 32,766 parameters; small chunks keep statements cheap)."""
+LIST_CACHE_SIZE = 4096
+"""Distinct name lists remembered (about one per gateway); past this the cache starts over."""
+
 
 @dataclass
 class WriteResult:
@@ -44,15 +49,29 @@ class _Names:
     def reload(self) -> None:
         """Forget the cache (after a rollback it may hold ids that were never committed)."""
         self._ids = {name: id_ for id_, name in self._conn.execute(f"SELECT id, name FROM {self._table}")}
+        self._lists: dict[tuple[str, ...], list[int]] = {}
 
     def ids(self, names: Sequence[str]) -> list[int]:
-        missing = [n for n in names if n not in self._ids]
+        """Ids of names, in order. A gateway sends the same device list in every frame, so whole
+        lists are cached too."""
+        key = tuple(names)
+        cached = self._lists.get(key)
+        if cached is not None:
+            return cached
+        missing = [n for n in dict.fromkeys(names) if n not in self._ids]
         if missing:
-            self._conn.executemany(f"INSERT OR IGNORE INTO {self._table}(name) VALUES (?)", ((n,) for n in missing))
-            for n in missing:
-                row = self._conn.execute(f"SELECT id FROM {self._table} WHERE name = ?", (n,)).fetchone()
-                self._ids[n] = int(row[0])
-        return [self._ids[n] for n in names]
+            insert = f"INSERT OR IGNORE INTO {self._table}(name) VALUES (?)"
+            self._conn.executemany(insert, ((n,) for n in missing))
+            for start in range(0, len(missing), NAME_CHUNK):
+                chunk = missing[start : start + NAME_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(f"SELECT name, id FROM {self._table} WHERE name IN ({marks})", chunk)
+                self._ids.update((name, int(id_)) for name, id_ in rows)
+        found = [self._ids[n] for n in names]
+        if len(self._lists) >= LIST_CACHE_SIZE:
+            self._lists.clear()
+        self._lists[key] = found
+        return found
 
 
 class HubStore:

@@ -70,6 +70,29 @@ def test_reading_batches_wait_in_pending_until_flush_max_frames(kind: str) -> No
     assert hub.counters.dead_letters == 0
 
 
+def test_a_frame_arriving_after_the_flush_interval_flushes_without_waiting_for_the_timer() -> None:
+    hub = core(flush_max_frames=100, flush_interval_ms=200)
+    first, second = batch(seq=1), batch(seq=2)
+    assert hub.on_frame(readings_inbound(first), NOW_MS) == []
+    assert hub.on_frame(readings_inbound(second), NOW_MS + 200) == [WriteFrames([first, second])]
+    assert hub.pending == [] and hub.pending_rows == 0
+
+
+def test_pending_rows_past_the_limit_flush_at_once() -> None:
+    hub = core(flush_max_frames=100, flush_max_rows=3)
+    frames = [batch(seq=n) for n in (1, 2, 3)]
+    rows = 0
+    for frame in frames:
+        effects = hub.on_frame(readings_inbound(frame), NOW_MS)
+        rows += frame.rows
+        if rows >= 3:
+            assert effects == [WriteFrames(frames[: frames.index(frame) + 1])]
+            break
+        assert effects == []
+    else:
+        pytest.fail("the row limit never flushed")
+
+
 def test_flush_hands_over_what_is_pending_and_nothing_when_empty() -> None:
     hub = core(flush_max_frames=100)
     frame = batch()

@@ -49,7 +49,13 @@ class HubActor(SupervisedActor):
         self.settings = settings
         self.clock = clock
         self.publish = publish
-        self.core = HubCore(settings.fleet, settings.node, settings.flush_max_frames, counters=settings.counters)
+        self.core = HubCore(
+            settings.fleet,
+            settings.node,
+            settings.flush_max_frames,
+            counters=settings.counters,
+            flush_interval_ms=settings.flush_interval_ms,
+        )
         self.store: HubStore | None = None
         self._timer: TimerHandle | None = None
 

@@ -72,6 +72,19 @@ class HubCore:
     max_frame_bytes: int = MAX_FRAME_BYTES
     pending: list[ReadingBatch] = field(default_factory=list)
     counters: HubCounters = field(default_factory=HubCounters)
+    flush_interval_ms: int = 200
+    flush_max_rows: int = 100_000
+    pending_rows: int = 0
+    pending_since_ms: int = 0
+
+    def _flush_due(self, now_ms: int) -> bool:
+        # Checked on every frame: under load the flush timer's tick waits behind frames in the
+        # mailbox, so time and size must also be judged as frames arrive.
+        return (
+            len(self.pending) >= self.flush_max_frames
+            or self.pending_rows >= self.flush_max_rows
+            or now_ms - self.pending_since_ms >= self.flush_interval_ms
+        )
 
     def on_frame(self, inbound: Inbound, now_ms: int) -> list[Effect]:
         result = accept(self.node, inbound, now_ms, self.max_frame_bytes)
@@ -88,8 +101,11 @@ class HubCore:
         msg, kind = accepted.message, accepted.topic.kind
         if isinstance(msg, ReadingBatch) and kind in ("readings", "backfill"):
             self.counters.frames += 1
+            if not self.pending:
+                self.pending_since_ms = now_ms
             self.pending.append(msg)
-            return self.on_flush(now_ms) if len(self.pending) >= self.flush_max_frames else []
+            self.pending_rows += msg.rows
+            return self.on_flush(now_ms) if self._flush_due(now_ms) else []
         if isinstance(msg, NodeBirth) and kind == "state":
             self.counters.births += 1
             return [Record(msg)]
@@ -110,6 +126,7 @@ class HubCore:
         if not self.pending:
             return []
         frames, self.pending = self.pending, []
+        self.pending_rows = 0
         return [WriteFrames(frames)]
 
     def on_written(
