@@ -16,7 +16,7 @@ echo "== mypy"
 .venv/bin/mypy --config-file pyproject.toml -p pymonitor
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest -m "not slow" --cov --cov-report=term --cov-fail-under=75 \
+.venv/bin/python -m pytest -m "not slow" --cov --cov-report=term --cov-fail-under=90 \
   --json-report --json-report-file=report.json "$@"
 status=$?
 set -e
