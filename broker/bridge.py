@@ -41,6 +41,8 @@ class BridgeCounters:
     published: int = 0
     puback: int = 0
     received: int = 0
+    refused: int = 0  # CONNACKs that said no (bad credentials, not authorised, ...)
+    last_refusal: str = ""
 
 
 @dataclass
@@ -153,6 +155,8 @@ class MqttBridge:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         if reason.is_failure:
+            self.counters.refused += 1
+            self.counters.last_refusal = str(reason)
             log.warning("%s: broker refused the connection: %s", self.options.client_id, reason)
             return
         self.counters.connects += 1

@@ -181,7 +181,17 @@ class MosquittoBroker:
 
     kind = "mosquitto"
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        workdir: Path | None = None,
+        *,
+        listener_options: str = "",
+        anonymous: bool = True,
+        password_file: Path | None = None,
+    ) -> None:
+        """``listener_options`` are mosquitto.conf lines for the listener (``certfile ...`` for TLS)."""
         binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
         if binary is None:
             raise BrokerStartError("mosquitto is not installed (apt-get install mosquitto), use the embedded broker")
@@ -192,6 +202,9 @@ class MosquittoBroker:
         self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._proc: subprocess.Popen[bytes] | None = None
+        self.listener_options = listener_options
+        self.anonymous = anonymous
+        self.password_file = password_file
 
     @property
     def url(self) -> str:
@@ -201,10 +214,14 @@ class MosquittoBroker:
         conf = self.workdir / "mosquitto.conf"
         # Started as root, mosquitto would drop to the "mosquitto" user and lose access to workdir.
         user = f"user {pwd.getpwuid(os.getuid()).pw_name}\n" if os.getuid() == 0 else ""
+        listener = self.listener_options.strip()
+        auth = f"password_file {self.password_file}\n" if self.password_file else ""
         conf.write_text(
             user + f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
+            + (listener + "\n" if listener else "")
+            + f"allow_anonymous {'true' if self.anonymous else 'false'}\n"
+            + auth
+            + "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "autosave_interval 1\n"
             "max_inflight_messages 200\n"

@@ -94,6 +94,7 @@ def demo(
             cut = f"{s.cut_gateway} for {s.cut_s:.0f} s"
             typer.echo(f"link cut   {cut}; worst catch-up delay {s.worst_catch_up_s:.1f} s")
         typer.echo(f"broker     {s.broker}; fleet started in {s.startup_s:.1f} s; run took {s.wall_s:.1f} s")
+        typer.echo(f"memory     peak RSS {s.peak_rss_mb:,.0f} MB (fleet and hub in this process)")
         typer.echo("result     " + ("OK: nothing lost, nothing duplicated" if s.ok else "FAILED: see the counts above"))
     if not summary.ok:
         raise typer.Exit(1)

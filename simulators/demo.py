@@ -7,6 +7,7 @@ every reading from the hub's database, not from what the senders believe.
 
 from __future__ import annotations
 
+import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ class DemoSummary:
     startup_s: float
     wall_s: float
     readings_per_s: float
+    peak_rss_mb: float  # this process: the simulated fleet and the hub together
     db: str
 
     @property
@@ -158,6 +160,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _line: None) -> D
         startup_s=round(startup_s, 2),
         wall_s=round(wall_s, 2),
         readings_per_s=round(accounting["distinct"] / max(1e-9, options.seconds), 1),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         db=str(db_path) if tmp is None else "(temporary)",
     )
     if tmp is not None:
