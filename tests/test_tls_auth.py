@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from pymonitor.broker import BridgeOptions, MosquittoBroker, MqttBridge, free_port, parse_broker_url
-
-from conftest import wait_for
 
 pytestmark = pytest.mark.needs_mosquitto
 
