@@ -42,6 +42,7 @@ class BridgeCounters:
     puback: int = 0
     received: int = 0
     refused: int = 0  # CONNACKs that said no (bad credentials, not authorised, ...)
+    handler_errors: int = 0  # frames whose handler raised (logged; the connection goes on)
     last_refusal: str = ""
 
 
@@ -180,7 +181,11 @@ class MqttBridge:
     def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
         payload = msg.payload
-        self._on_frame(msg.topic, payload if isinstance(payload, bytes) else bytes(payload))
+        try:
+            self._on_frame(msg.topic, payload if isinstance(payload, bytes) else bytes(payload))
+        except Exception:  # an exception here would end paho's network thread: the node would go deaf
+            self.counters.handler_errors += 1
+            log.exception("%s: frame handler failed on %s", self.options.client_id, msg.topic)
 
     def _handle_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any

@@ -59,6 +59,7 @@ class NetworkLoop:
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopped = False
+        self.failures = 0  # client steps that raised (each one dropped and reconnected its client)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -156,6 +157,21 @@ class NetworkLoop:
             log.debug("connect to %s:%d failed: %s", entry.host, entry.port, exc)
             self._schedule_reconnect(entry)
 
+    def _guard(self, entry: _Entry, step: Callable[[], object]) -> None:
+        """Run one client's network step; a failure drops that connection, never the loop."""
+        try:
+            step()
+        except Exception:
+            self.failures += 1
+            log.exception("network step failed for %s:%d; reconnecting that client", entry.host, entry.port)
+            sock = entry.sock
+            self._drop_socket(entry)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            if entry.reconnect_at is not None:
+                self._schedule_reconnect(entry)
+
     def _run(self) -> None:
         next_misc = 0.0
         while not self._stopped:
@@ -169,9 +185,9 @@ class NetworkLoop:
                         pass
                     continue
                 if mask & selectors.EVENT_READ and entry.sock is not None:
-                    entry.client.loop_read()
+                    self._guard(entry, entry.client.loop_read)
                 if mask & selectors.EVENT_WRITE and entry.sock is not None:
-                    entry.client.loop_write()
+                    self._guard(entry, entry.client.loop_write)
             with self._lock:
                 calls, self._calls = self._calls, []
                 entries = list(self._entries.values())
@@ -181,7 +197,7 @@ class NetworkLoop:
                 # Ask paho itself: a flag of our own could be cleared by one thread while another
                 # queues a packet, leaving that packet unsent.
                 if entry.sock is not None and entry.client.want_write():
-                    entry.client.loop_write()
+                    self._guard(entry, entry.client.loop_write)
                     if entry.sock is not None and entry.client.want_write():
                         self._sel.modify(entry.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, entry)
                         entry.writing = True
@@ -197,7 +213,7 @@ class NetworkLoop:
                 next_misc = now + MISC_INTERVAL_S
                 for entry in entries:
                     if entry.sock is not None:
-                        entry.client.loop_misc()
+                        self._guard(entry, entry.client.loop_misc)
                         if entry.client.is_connected():
                             entry.attempts = 0
                     elif entry.reconnect_at == -1.0:

@@ -1,0 +1,1 @@
+"""The ``pymonitor`` command line (typer); ``main`` is the console-script entry point."""

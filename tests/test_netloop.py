@@ -186,3 +186,44 @@ def test_clients_reconnect_by_themselves_after_a_broker_restart(fresh_mosquitto:
         assert all(b.counters.disconnects >= 1 for b in fleet.bridges)
     finally:
         fleet.stop()
+
+
+def test_a_client_whose_network_step_raises_is_reconnected_and_the_loop_keeps_serving_others(
+    broker_address: BrokerAddress,
+) -> None:
+    loop = NetworkLoop("test-guard")
+    got: list[str] = []
+    bad = MqttBridge(
+        broker_address,
+        BridgeOptions(client_id="guard-bad", subscriptions=["pm/v1/guard/#"], loop=loop),
+        lambda t, p: got.append(t),
+    )
+    other = MqttBridge(broker_address, BridgeOptions(client_id="guard-other", loop=loop), lambda t, p: None)
+    try:
+        bad.start()
+        other.start()
+        wait_for(lambda: bad.connected and other.connected, what="both clients connected")
+        real_read = bad._client.loop_read
+        armed = [True]
+
+        def read_once_broken(*args: object) -> object:
+            if armed[0]:
+                armed[0] = False
+                raise RuntimeError("a bug in one client's network step")
+            return real_read()
+
+        bad._client.loop_read = read_once_broken  # type: ignore[method-assign]
+        other.publish("pm/v1/guard/a", b"1")
+        wait_for(lambda: loop.failures == 1, what="the failing step to be counted")
+
+        def delivered() -> bool:
+            other.publish("pm/v1/guard/b", b"2")
+            return "pm/v1/guard/b" in got
+
+        wait_for(delivered, what="frames again after the reconnect")
+        assert bad.counters.connects >= 2
+    finally:
+        bad.stop()
+        other.stop()
+        loop.stop()
+
