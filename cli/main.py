@@ -280,6 +280,36 @@ def stats(
         typer.echo(f"  {row['node']:<20} {state} frames {row['frames']:>8,} readings {row['readings']:>10,}")
 
 
+outbox_app = typer.Typer(help="A node's durable outbox (store-and-forward).", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("status")
+def outbox_status(
+    path: Annotated[Path, typer.Option("--path", help="The node's outbox file.")],
+    json: JsonFlag = False,
+) -> None:
+    """Frames, readings and bytes waiting per priority; lifetime tallies (acks, resends, evictions)."""
+    from pymonitor.store.outbox import DurableOutbox
+
+    if not path.exists():
+        _fail(f"{path}: no such outbox")
+    box = DurableOutbox(path)
+    try:
+        data = box.status()
+    finally:
+        box.close()
+    if json:
+        _print_json(data)
+        return
+    typer.echo(f"outbox    {data['path']}  {data['size_bytes']:,} of {data['cap_bytes']:,} bytes")
+    for priority, row in data["pending"].items():
+        frames, readings, size = row["frames"], row["readings"] or 0, row["bytes"] or 0
+        typer.echo(f"  {priority:<9} frames {frames:>8,}  readings {readings:>10,}  bytes {size:>12,}")
+    for name, value in sorted(data["tallies"].items()):
+        typer.echo(f"  {name:<28} {value:>12,}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmark: ingest.")]) -> None:
     """Run a benchmark; it prints one JSON object as its last line (see docs/benchmarks.md)."""

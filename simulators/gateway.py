@@ -195,10 +195,10 @@ class GatewayActor(SupervisedActor):
         bridge = self.bridge
         if bridge is None or not self.link_wanted or not bridge.connected:
             return
-        topic = topics.up(self.settings.fleet, self.settings.node, "readings")
+        fleet, node = self.settings.fleet, self.settings.node
         now, resend_ms = self.clock.now_ms(), int(self.settings.ack_timeout_s * 1000)
         for frame in self.outbox.to_send(now, resend_ms, self.connects):
-            bridge.publish(topic, frame.payload)
+            bridge.publish(topics.up(fleet, node, frame.stream), frame.payload)
 
     def _inbound(self, inbound: Inbound) -> None:
         result = accept(self.settings.node, inbound, self.clock.now_ms(), 1 << 20)

@@ -3,8 +3,8 @@
 Pure bookkeeping (no I/O, time passed in). A frame leaves the outbox only when a
 :class:`DeliveryAck` names it, so a lost publish, a lost ack or a cut link all end in a
 resend, and the hub's dedup turns resends into nothing. Memory is capped: past
-``cap_bytes`` the oldest frames are evicted and counted (the durable, prioritised outbox
-of store-and-forward replaces this for real remote sites).
+``cap_bytes`` the oldest frames are evicted and counted (:class:`pymonitor.store.outbox.DurableOutbox`
+keeps frames on disk, by priority, for real remote sites).
 """
 
 from __future__ import annotations
@@ -12,19 +12,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from pymonitor.store.outbox import PendingFrame, Priority
+
 OUTBOX_CAP_BYTES = 64 * 1024 * 1024
-
-
-@dataclass
-class PendingFrame:
-    session: int
-    seq: int
-    payload: bytes
-    readings: int
-    created_ms: int
-    sent_ms: int | None = None
-    attempts: int = 0
-    sent_connection: int = 0  # which connection of the sender carried the last attempt
 
 
 @dataclass
@@ -46,12 +36,14 @@ class Outbox:
     size_bytes: int = 0
     counters: OutboxCounters = field(default_factory=OutboxCounters)
 
-    def add(self, session: int, seq: int, payload: bytes, readings: int, now_ms: int) -> None:
+    def add(
+        self, session: int, seq: int, payload: bytes, readings: int, now_ms: int, priority: Priority = Priority.LIVE
+    ) -> None:
         """Keep a frame under its (session, seq): a restarted sender's new session never collides."""
         key = (session, seq)
         if key in self.frames:
             raise ValueError(f"frame {key} is already in the outbox")
-        self.frames[key] = PendingFrame(session, seq, payload, readings, now_ms)
+        self.frames[key] = PendingFrame(session, seq, payload, readings, now_ms, priority)
         self.size_bytes += len(payload)
         self.counters.frames += 1
         self.counters.readings += readings

@@ -290,3 +290,22 @@ def test_sub_shows_a_reading_batch_as_rows() -> None:
     line = frame_line("pm/v1/f/gw/up/readings", encode(batch))
     assert line["rows"] == [["d1", 1, 10, 1.5, 40.0], ["d2", 1, 20, None, 41.0]]
     assert line["metrics"] == ["t", "h"]
+
+
+def test_outbox_status_shows_what_waits_per_priority(tmp_path: Path) -> None:
+    from pymonitor.store.outbox import DurableOutbox, Priority
+
+    path = tmp_path / "gw.outbox"
+    box = DurableOutbox(path)
+    box.add(1, 1, b"e" * 10, readings=1, now_ms=5, priority=Priority.EVENT)
+    box.add(1, 2, b"r" * 20, readings=8, now_ms=6)
+    box.close()
+    result = runner.invoke(app, ["outbox", "status", "--path", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    status = _last_json(result.stdout)
+    assert status["pending"]["event"] == {"frames": 1, "readings": 1, "bytes": 10}  # type: ignore[index]
+    assert status["pending"]["live"]["readings"] == 8  # type: ignore[index]
+    human = runner.invoke(app, ["outbox", "status", "--path", str(path)])
+    assert "event" in human.stdout and "frames" in human.stdout
+    missing = runner.invoke(app, ["outbox", "status", "--path", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "no such outbox" in missing.output
