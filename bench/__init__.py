@@ -11,6 +11,12 @@ def _ingest(argv: list[str]) -> int:
     return main(argv)
 
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"ingest": _ingest}
+def _uplink(argv: list[str]) -> int:
+    from .uplink import main
+
+    return main(argv)
+
+
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"ingest": _ingest, "uplink": _uplink}
 
 __all__ = ["BENCHMARKS"]

@@ -11,7 +11,7 @@ import cbor2
 import orjson
 
 from pymonitor.broker import BridgeOptions, MqttBridge, parse_broker_url
-from pymonitor.messages import MessageError, decode, to_view
+from pymonitor.messages import MessageError, decode, decode_unpacked, to_view
 
 
 def build_frame(tag: str, data: str) -> bytes:
@@ -44,7 +44,7 @@ def publish(url: str, topic: str, frame: bytes, *, retain: bool = False, timeout
 def frame_line(topic: str, payload: bytes) -> dict[str, Any]:
     """One output line of ``sub``: the decoded message, or the codec's error for a bad frame."""
     try:
-        return {"topic": topic, **to_view(decode(payload))}
+        return {"topic": topic, **to_view(decode_unpacked(payload))}
     except MessageError as exc:
         return {"topic": topic, "error": str(exc), "size": len(payload)}
 

@@ -4,11 +4,12 @@ Errors: every failure to encode or decode raises :class:`MessageError`, which na
 message tag and the path (``$.values[3]``) where the frame was wrong.
 """
 
-from .codec import MAX_FRAME_BYTES, decode, decode_as, encode
+from .codec import MAX_FRAME_BYTES, decode, decode_as, decode_unpacked, encode, encode_packed
 from .commands import Command, CommandAck, DeliveryAck, to_ranges
 from .errors import MessageError
 from .events import SEVERITIES, DeadLetter, Event
 from .lifecycle import NodeBirth, NodeDeath
+from .packing import PackedFrame
 from .readings import BatchColumns, ReadingBatch
 from .registry import message, registered_tags
 from .validate import CborValue
@@ -27,10 +28,13 @@ __all__ = [
     "MessageError",
     "NodeBirth",
     "NodeDeath",
+    "PackedFrame",
     "ReadingBatch",
     "decode",
     "decode_as",
+    "decode_unpacked",
     "encode",
+    "encode_packed",
     "message",
     "registered_tags",
     "to_ranges",

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import cbor2
 
 from .errors import MessageError
+from .packing import PackedFrame, pack, unpack
 from .registry import spec_for_class, spec_for_tag
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -39,6 +40,28 @@ def encode(msg: object) -> bytes:
         return cbor2.dumps(body)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
         raise MessageError(f"cannot encode: {exc}", tag=spec.tag) from None
+
+
+def decode_unpacked(frame: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
+    """Like :func:`decode`, but a ``frame.packed.v1`` envelope is inflated and its frame decoded.
+
+    What receivers use: a sender may compress any frame.
+    """
+    msg = decode(frame, max_bytes=max_bytes)
+    if not isinstance(msg, PackedFrame):
+        return msg
+    try:
+        inner = decode(unpack(msg, max_bytes), max_bytes=max_bytes)
+    except MessageError as exc:
+        raise MessageError(f"inside frame.packed.v1: {exc}") from None
+    if isinstance(inner, PackedFrame):
+        raise MessageError("a packed frame inside a packed frame", tag="frame.packed.v1", path="$.body")
+    return inner
+
+
+def encode_packed(msg: object, codec: str = "zstd") -> bytes:
+    """Encode a message and wrap it in a compressed ``frame.packed.v1`` envelope."""
+    return encode(pack(encode(msg), codec))
 
 
 def decode(frame: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:

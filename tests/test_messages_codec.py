@@ -48,6 +48,7 @@ from pymonitor.messages.columns import (
     unpack_floats,
     unpack_indexes,
 )
+from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
 from pymonitor.messages.validate import INT_MAX, INT_MIN, MAX_NESTING
 
@@ -147,6 +148,9 @@ def delivery_acks(draw: st.DrawFn) -> DeliveryAck:
 
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "reading.batch.v1": reading_batches(),
+    "frame.packed.v1": st.builds(
+        PackedFrame, codec=st.sampled_from(["zstd", "zlib"]), size=st.integers(0, 2**31), body=st.binary(max_size=64)
+    ),
     "event.v1": st.builds(
         Event,
         node=texts,

@@ -31,13 +31,26 @@ from pymonitor.messages import (
     encode,
     registered_tags,
 )
+from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("PM_REGEN_GOLDEN") == "1"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
+PACKED_INNER = NodeDeath(node="gw-field-3", session=1_767_225_000, reason="shutdown", ts_ms=T0_MS)
+_INNER_FRAME = bytes.fromhex(
+    "a561746d6e6f64652e64656174682e7631646e6f64656a67772d6669656c642d336773657373696f6e1a6955b6a866726561"
+    "736f6e6873687574646f776e6574735f6d731b0000019b76daa800"
+)
+_ZLIB_BODY = bytes.fromhex(
+    "78da5b9a58929b979f92aa97929a5892a157669802e265a597eba665a6e6a4e81aa717a7161767e6e74965866e5b9156949a"
+    "589c9f97519c515a92925f9e975a521c9f5b2ccdc0c038bbecd60a0600a15b1e27"
+)
+
 EXAMPLES: dict[str, object] = {
+    # zlib of a fixed inner frame, written out: the golden bytes must not depend on a compressor's version.
+    "frame.packed.v1": PackedFrame(codec="zlib", size=len(_INNER_FRAME), body=_ZLIB_BODY),
     "reading.batch.v1": ReadingBatch.build(
         node="gw-field-3",
         session=1_767_225_000,
@@ -162,3 +175,9 @@ def test_every_registered_tag_has_an_example_and_a_golden_file() -> None:
 def test_every_golden_file_has_an_example() -> None:
     stray = sorted(p.name for p in GOLDEN_DIR.glob("*.cbor") if p.name.removesuffix(".cbor") not in EXAMPLES)
     assert not stray, f"golden files without an example (a tag must keep its example while it is spoken): {stray}"
+
+
+def test_the_packed_example_inflates_to_its_inner_message() -> None:
+    from pymonitor.messages import decode_unpacked
+
+    assert decode_unpacked(golden_path("frame.packed.v1").read_bytes()) == PACKED_INNER

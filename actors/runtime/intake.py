@@ -12,7 +12,7 @@ from typing import Any
 
 from pymonitor.broker import topics
 from pymonitor.broker.topics import Topic, TopicError
-from pymonitor.messages import DeadLetter, MessageError, decode
+from pymonitor.messages import DeadLetter, MessageError, decode_unpacked
 
 DEAD_LETTER_PAYLOAD_BYTES = 256
 """How much of a refused frame is kept: enough to recognise it, never a whole oversize frame."""
@@ -50,7 +50,7 @@ def accept(receiver: str, inbound: Inbound, now_ms: int, max_bytes: int) -> Acce
     except TopicError as exc:
         return dead_letter(receiver, inbound.topic, inbound.payload, f"TopicError: {exc}", now_ms)
     try:
-        msg = decode(inbound.payload, max_bytes=max_bytes)
+        msg = decode_unpacked(inbound.payload, max_bytes=max_bytes)
     except MessageError as exc:
         return dead_letter(receiver, inbound.topic, inbound.payload, f"MessageError: {exc}", now_ms)
     sender = getattr(msg, "node", None)
