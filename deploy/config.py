@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -54,6 +56,7 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     seed: Annotated[int, msgspec.Meta(ge=0)] = 1
     max_rows_per_frame: Positive = 4096
     ack_timeout_s: PositiveFloat = 10.0
+    compression: Literal["none", "zstd", "zlib"] = "none"
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,12 +77,27 @@ def _toml_path(path: str) -> str:
     return f"[{parts[0]}]" + "".join(f".{p}" for p in parts[1:])
 
 
+def _choices(path: str) -> tuple[Any, ...]:
+    """The allowed values of the Literal field at a ``.section.key`` path, if it is one."""
+    hint: Any = NodeConfig
+    for part in (p for p in path.split(".") if p):
+        hints = typing.get_type_hints(hint) if isinstance(hint, type) else {}
+        hint = hints.get(part)
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+            hint = args[0]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
 def _explain(error: msgspec.ValidationError) -> tuple[str, str]:
     text = str(error)
     match = _PATH.search(text)
     path = match.group(1) if match else ""
     reason = text[: match.start()] if match else text
     reason = reason.replace("`", "")
+    choices = _choices(path)
+    if choices and reason.startswith("Invalid enum value"):
+        reason = f"expected one of {', '.join(map(str, choices))}, got {reason.split(' ', 3)[-1]}"
     reason = re.sub(r"^Object contains unknown field (\S+)", r"unknown key '\1'", reason)
     reason = re.sub(r"^Object missing required field (\S+)", r"missing required key '\1'", reason)
     if reason.startswith("Expected"):

@@ -31,6 +31,7 @@ class FleetSimulator:
         seed: int = 1,
         max_rows_per_frame: int = 4096,
         ack_timeout_s: float = 10.0,
+        compression: str | None = None,
     ) -> None:
         self.layout: FleetLayout = plan_fleet(fleet=fleet, devices=devices, gateways=gateways, seed=seed)
         self.address = address
@@ -50,6 +51,7 @@ class FleetSimulator:
                 start_ms=start_ms,
                 max_rows_per_frame=max_rows_per_frame,
                 ack_timeout_s=ack_timeout_s,
+                compression=compression,
             )
             for i, name in enumerate(self.layout.gateways)
         ]

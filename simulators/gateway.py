@@ -17,7 +17,7 @@ from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
-from pymonitor.messages import DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
+from pymonitor.messages import DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode, encode_packed
 
 from .frames import block_to_batch
 from .models import DeviceBank
@@ -63,6 +63,7 @@ class GatewaySettings:
     start_ms: int
     max_rows_per_frame: int = 4096
     ack_timeout_s: float = 10.0
+    compression: str | None = None  # "zstd" or "zlib": frames go out as frame.packed.v1
     outbox: Outbox = field(default_factory=Outbox)  # survives actor restarts
     generated: list[int] = field(default_factory=lambda: [0])  # readings generated, survives restarts
 
@@ -186,7 +187,9 @@ class GatewayActor(SupervisedActor):
             batch, readings = block_to_batch(
                 block, node=self.settings.node, session=self.session, seq=self.seq, devices=self.settings.devices
             )
-            self.outbox.add(self.session, self.seq, encode(batch), readings, now)
+            codec = self.settings.compression
+            payload = encode_packed(batch, codec) if codec else encode(batch)
+            self.outbox.add(self.session, self.seq, payload, readings, now)
             self.settings.generated[0] += readings
             if block.rows < self.settings.max_rows_per_frame:
                 return

@@ -132,7 +132,7 @@ def test_sub_prints_published_frames_as_json_lines_and_bad_frames_with_their_err
 def _node_config(tmp_path: Path, url: str, db: Path, *, simulator: bool) -> Path:
     text = f'[node]\nname = "hub"\nfleet = "clitest"\n[broker]\nurl = "{url}"\n[hub]\ndb = "{db}"\n'
     if simulator:
-        text += "[simulator]\ndevices = 60\ngateways = 2\ninterval_s = 0.5\n"
+        text += '[simulator]\ndevices = 60\ngateways = 2\ninterval_s = 0.5\ncompression = "zstd"\n'
     path = tmp_path / "node.toml"
     path.write_text(text)
     return path

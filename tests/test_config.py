@@ -69,6 +69,7 @@ def test_a_present_section_turns_its_role_on_with_its_defaults(tmp_path: Path) -
         ('[node]\nname = "h"\n[simulator]\ninterval_s = -1.0\n', "[simulator].interval_s", "expected float > 0.0"),
         ('[node]\nname = "h"\n[simulator]\nack_timeout_s = 0.0\n', "[simulator].ack_timeout_s", "expected float > 0.0"),
         ('[node]\nname = "h"\n[clock]\nspeed = 0\n', "[clock].speed", "expected float > 0.0"),
+        ('[node]\nname = "h"\n[simulator]\ncompression = "lz4"\n', "[simulator].compression", "expected one of"),
         (
             '[node]\nname = "h"\n[simulator]\ndevices = 2\ngateways = 3\n',
             "[simulator].gateways",

@@ -114,6 +114,7 @@ def start_node(config: NodeConfig) -> RunningNode:
             seed=s.seed,
             max_rows_per_frame=s.max_rows_per_frame,
             ack_timeout_s=s.ack_timeout_s,
+            compression=None if s.compression == "none" else s.compression,
         ).start()
     return node
 
