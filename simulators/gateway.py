@@ -25,6 +25,8 @@ from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+DOWN_FRAME_MAX_BYTES = 1024 * 1024
+"""Acks and commands are small; a bigger frame on the way down is refused unread."""
 MIN_TICK_REAL_S = 0.5
 """Ticks never come faster than this in real time, whatever the clock speed."""
 
@@ -204,7 +206,7 @@ class GatewayActor(SupervisedActor):
             bridge.publish(topics.up(fleet, node, frame.stream), frame.payload)
 
     def _inbound(self, inbound: Inbound) -> None:
-        result = accept(self.settings.node, inbound, self.clock.now_ms(), 1 << 20)
+        result = accept(self.settings.node, inbound, self.clock.now_ms(), DOWN_FRAME_MAX_BYTES)
         if isinstance(result, DeadLetter):
             self.dead_letters += 1
             log.warning("%s refused a frame on %s: %s", self.settings.node, result.topic, result.reason)
