@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymonitor import __version__
+from pymonitor.actors.runtime.breaker import BreakerState, CircuitBreaker
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
@@ -97,6 +98,7 @@ class GatewayActor(SupervisedActor):
         self.session = clock.now_ms()
         self.seq = 0
         self.connects = 0
+        self.breaker = CircuitBreaker(probe_timeout_ms=int(settings.ack_timeout_s * 1000))
         self.link_wanted = True
         self.sampling = True
         self.dead_letters = 0
@@ -202,7 +204,13 @@ class GatewayActor(SupervisedActor):
             return
         fleet, node = self.settings.fleet, self.settings.node
         now, resend_ms = self.clock.now_ms(), int(self.settings.ack_timeout_s * 1000)
-        for frame in self.outbox.to_send(now, resend_ms, self.connects):
+        if not self.breaker.allow(now):
+            return  # the hub has not answered for a while: frames wait in the outbox
+        probe = 1 if self.breaker.state is BreakerState.HALF_OPEN else None
+        frames = self.outbox.to_send(now, resend_ms, self.connects, limit=probe)
+        if any(frame.attempts > 1 for frame in frames):
+            self.breaker.failure(now)  # something went unacknowledged for a whole ack timeout
+        for frame in frames:
             bridge.publish(topics.up(fleet, node, frame.stream), frame.payload)
 
     def _inbound(self, inbound: Inbound) -> None:
@@ -212,8 +220,9 @@ class GatewayActor(SupervisedActor):
             log.warning("%s refused a frame on %s: %s", self.settings.node, result.topic, result.reason)
             return
         msg = result.message
-        if isinstance(msg, DeliveryAck):  # frames of an earlier session (before a restart) count too
-            self.outbox.ack(msg.session, msg.seqs(), self.clock.now_ms())
+        # Acks for frames of an earlier session (before a restart) count too.
+        if isinstance(msg, DeliveryAck) and self.outbox.ack(msg.session, msg.seqs(), self.clock.now_ms()):
+            self.breaker.success()
 
     def _set_link(self, up: bool) -> None:
         if up == self.link_wanted or self.bridge is None:
@@ -240,4 +249,5 @@ class GatewayActor(SupervisedActor):
             "evicted_readings": c.evicted_readings,
             "worst_delay_ms": c.worst_delay_ms,
             "dead_letters": self.dead_letters,
+            "breaker": self.breaker.state.value,
         }

@@ -53,10 +53,15 @@ class Outbox:
             self.counters.evicted_frames += 1
             self.counters.evicted_readings += old.readings
 
-    def to_send(self, now_ms: int, resend_after_ms: int, connection: int = 0) -> list[PendingFrame]:
-        """Frames never sent, or sent longer than ``resend_after_ms`` ago without an ack; marks them sent."""
-        due = []
+    def to_send(
+        self, now_ms: int, resend_after_ms: int, connection: int = 0, limit: int | None = None
+    ) -> list[PendingFrame]:
+        """Frames never sent, or sent longer than ``resend_after_ms`` ago without an ack (at most
+        ``limit`` of them, oldest first); marks them sent."""
+        due: list[PendingFrame] = []
         for frame in self.frames.values():
+            if limit is not None and len(due) >= limit:
+                break
             if frame.sent_ms is None or now_ms - frame.sent_ms >= resend_after_ms:
                 if frame.sent_ms is not None:
                     self.counters.resends += 1

@@ -390,3 +390,40 @@ def test_the_demo_on_the_embedded_broker_loses_and_duplicates_nothing(monkeypatc
     assert summary.duplicates == 0
     assert summary.stored == summary.generated > 0
     assert summary.cut_gateway is not None
+
+
+def test_without_a_hub_the_gateway_breaker_opens_and_closes_when_the_hub_comes(
+    broker_address: BrokerAddress, tmp_path: Path
+) -> None:
+    clock = RealClock()
+    supervisor = Supervisor(clock)
+    fleet = FleetSimulator(
+        fleet="e2e-breaker",
+        devices=20,
+        gateways=1,
+        address=broker_address,
+        clock=clock,
+        supervisor=supervisor,
+        interval_s=0.25,
+        ack_timeout_s=0.5,
+    ).start()
+
+    def breaker_state() -> str:
+        ref = supervisor.ref("gw-0000")
+        assert ref is not None
+        return str(ref.proxy().status().get(timeout=10)["breaker"])
+
+    try:
+        wait_for(lambda: breaker_state() != "closed", what="the breaker to open with nobody acknowledging")
+        assert fleet.pending_frames() > 0  # frames wait in the outbox, nothing is dropped
+        with running_hub(broker_address, tmp_path, "e2e-breaker") as node:
+            wait_for(lambda: breaker_state() == "closed", timeout_s=60, what="a probe to be acknowledged")
+            fleet.stop_sampling()
+            wait_for(lambda: fleet.pending_frames() == 0, timeout_s=60, what="every frame acknowledged")
+        generated = fleet.generated()
+    finally:
+        fleet.stop()
+        supervisor.stop_all()
+        clock.stop()
+    counts = accounting(node.db_path)
+    assert counts["distinct"] == generated and counts["duplicates"] == 0
