@@ -78,3 +78,17 @@ def fresh_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosqui
 @pytest.fixture
 def broker_address(mosquitto: MosquittoBroker) -> BrokerAddress:
     return parse_broker_url(mosquitto.url)
+
+
+def product_tags() -> list[str]:
+    """Message tags registered by the package itself (not throwaway classes of tests)."""
+    from pymonitor.messages import registered_tags
+    from pymonitor.messages.registry import spec_for_tag
+
+    tags = []
+    for tag in registered_tags():
+        spec = spec_for_tag(tag)
+        assert spec is not None
+        if spec.cls.__module__.startswith("pymonitor."):
+            tags.append(tag)
+    return tags

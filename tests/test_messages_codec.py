@@ -17,6 +17,7 @@ from typing import Any
 
 import cbor2
 import pytest
+from conftest import product_tags
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,15 +62,6 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def product_tags() -> list[str]:
-    """Tags registered by the package itself (not throwaway classes of tests)."""
-    tags = []
-    for tag in registered_tags():
-        spec = spec_for_tag(tag)
-        assert spec is not None
-        if spec.cls.__module__.startswith("pymonitor."):
-            tags.append(tag)
-    return tags
 
 
 def unique_tag(what: str) -> str:

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import product_tags
 
 from pymonitor.messages import (
     Command,
@@ -29,7 +30,6 @@ from pymonitor.messages import (
     ReadingBatch,
     decode,
     encode,
-    registered_tags,
 )
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
@@ -134,14 +134,6 @@ def regenerate_golden_files() -> None:
             golden_path(tag).write_bytes(encode(msg))
 
 
-def product_tags() -> list[str]:
-    tags = []
-    for tag in registered_tags():
-        spec = spec_for_tag(tag)
-        assert spec is not None
-        if spec.cls.__module__.startswith("pymonitor."):
-            tags.append(tag)
-    return tags
 
 
 @pytest.mark.parametrize("tag", sorted(EXAMPLES))
