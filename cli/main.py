@@ -266,6 +266,8 @@ def stats(
         data["per_node"] = store.per_node()
         data["accounting"] = store.reading_accounting()
         data["recent_events"] = store.recent_events(5)
+        latest = store.conn.execute("SELECT MAX(day) FROM traffic").fetchone()[0]
+        data["traffic"] = store.traffic(latest) if latest else []
     finally:
         store.close()
     if json:
@@ -275,6 +277,11 @@ def stats(
     for key in ("nodes", "nodes_online", "devices", "metrics", "frames", "readings", "events", "dead_letters"):
         typer.echo(f"{key:<13} {data[key]:>12,}")
     typer.echo(f"duplicates    {data['accounting']['duplicates']:>12,}")
+    if data["traffic"]:
+        day = data["traffic"][0]["day"]
+        for direction in ("up", "down"):
+            total = sum(row["bytes"] for row in data["traffic"] if row["direction"] == direction)
+            typer.echo(f"{direction + ' ' + day:<13} {total:>12,} bytes")
     for row in data["per_node"][:20]:
         state = "online " if row["online"] else "offline"
         typer.echo(f"  {row['node']:<20} {state} frames {row['frames']:>8,} readings {row['readings']:>10,}")

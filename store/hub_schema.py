@@ -32,4 +32,14 @@ HUB_MIGRATIONS: tuple[Migration, ...] = (
                 reason TEXT NOT NULL, payload BLOB NOT NULL, payload_size INTEGER NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        (
+            # Bandwidth per node, UTC day, direction and stream; added to in the frames' transaction.
+            """CREATE TABLE traffic (
+                node TEXT NOT NULL, day TEXT NOT NULL, direction TEXT NOT NULL, stream TEXT NOT NULL,
+                bytes INTEGER NOT NULL, frames INTEGER NOT NULL,
+                PRIMARY KEY (node, day, direction, stream)) WITHOUT ROWID""",
+        ),
+    ),
 )

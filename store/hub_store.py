@@ -28,6 +28,18 @@ LIST_CACHE_SIZE = 4096
 """Distinct name lists remembered (about one per gateway); past this the cache starts over."""
 
 
+@dataclass(frozen=True, slots=True)
+class TrafficRow:
+    """Bandwidth of one node on one UTC day in one direction and stream."""
+
+    node: str
+    day: str  # UTC date, "2026-11-23"
+    direction: str  # "up" (node to hub) or "down" (hub to node)
+    stream: str  # topic kind: readings, backfill, events, state, ack, deadletter, ...
+    bytes: int
+    frames: int
+
+
 @dataclass
 class WriteResult:
     """What one batched transaction did."""
@@ -90,12 +102,20 @@ class HubStore:
     def close(self) -> None:
         self.conn.close()
 
-    def write_frames(self, frames: Iterable[ReadingBatch], received_ms: int) -> WriteResult:
-        """Store frames in one transaction; frames already stored are reported as duplicates."""
+    def write_frames(
+        self, frames: Iterable[ReadingBatch], received_ms: int, traffic: Iterable[TrafficRow] = ()
+    ) -> WriteResult:
+        """Store frames (and traffic totals) in one transaction; frames already stored are duplicates."""
         result = WriteResult()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.executemany(
+                "INSERT INTO traffic (node, day, direction, stream, bytes, frames) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (node, day, direction, stream)"
+                " DO UPDATE SET bytes = bytes + excluded.bytes, frames = frames + excluded.frames",
+                ((t.node, t.day, t.direction, t.stream, t.bytes, t.frames) for t in traffic),
+            )
             for frame in frames:
                 node_id = self._nodes.ids([frame.node])[0]
                 cur = conn.execute(
@@ -216,6 +236,14 @@ class HubStore:
             " GROUP BY device_id, device_seq, metric_id HAVING c > 1)"
         ).fetchone()[0]
         return {"rows": rows, "duplicates": int(dup_rows), "distinct": rows - int(dup_rows)}
+
+    def traffic(self, day: str | None = None) -> list[dict[str, Any]]:
+        """Bytes and frames per node, day, direction and stream (one day, or all)."""
+        sql = "SELECT node, day, direction, stream, bytes, frames FROM traffic"
+        cur = self.conn.execute(sql + (" WHERE day = ?" if day else "") + " ORDER BY day, node, direction, stream",
+                                (day,) if day else ())  # fmt: skip
+        keys = ("node", "day", "direction", "stream", "bytes", "frames")
+        return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
     def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:
         cur = self.conn.execute(

@@ -92,3 +92,12 @@ def product_tags() -> list[str]:
         if spec.cls.__module__.startswith("pymonitor."):
             tags.append(tag)
     return tags
+
+
+def written(effects: list[object]) -> list[object]:
+    """The frames of the single WriteFrames effect a hub core returned (traffic rows aside)."""
+    from pymonitor.actors.hub.core import WriteFrames
+
+    writes = [e for e in effects if isinstance(e, WriteFrames)]
+    assert len(writes) == 1 and len(writes) == len(effects), effects
+    return list(writes[0].frames)

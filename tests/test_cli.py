@@ -50,8 +50,9 @@ def test_demo_json_accounts_for_every_reading(mosquitto: MosquittoBroker, tmp_pa
     figures = _last_json(stats.stdout)
     assert figures["readings"] == summary["stored"]
     assert figures["nodes"] == 4  # three gateways and the hub
+    assert {row["direction"] for row in figures["traffic"]} == {"up", "down"}  # type: ignore[index, union-attr]
     human = runner.invoke(app, ["stats", "--db", str(db)])
-    assert "readings" in human.stdout and "gw-0000" in human.stdout
+    assert "readings" in human.stdout and "gw-0000" in human.stdout and "bytes" in human.stdout
 
 
 def test_demo_refuses_more_gateways_than_devices() -> None:

@@ -6,8 +6,9 @@ import math
 
 import cbor2
 import pytest
+from conftest import written
 
-from pymonitor.actors.hub.core import HubCore, Publish, Record, WriteFrames
+from pymonitor.actors.hub.core import HubCore, Publish, Record
 from pymonitor.actors.runtime.intake import DEAD_LETTER_PAYLOAD_BYTES, Inbound
 from pymonitor.broker import topics
 from pymonitor.messages import DeadLetter, DeliveryAck, Event, NodeBirth, NodeDeath, ReadingBatch, decode, encode
@@ -64,7 +65,7 @@ def test_reading_batches_wait_in_pending_until_flush_max_frames(kind: str) -> No
     assert hub.on_frame(readings_inbound(frames[1], kind), NOW_MS) == []
     assert hub.pending == frames[:2]
     effects = hub.on_frame(readings_inbound(frames[2], kind), NOW_MS)
-    assert effects == [WriteFrames(frames)]
+    assert written(effects) == frames
     assert hub.pending == []
     assert hub.counters.frames == 3
     assert hub.counters.dead_letters == 0
@@ -74,7 +75,7 @@ def test_a_frame_arriving_after_the_flush_interval_flushes_without_waiting_for_t
     hub = core(flush_max_frames=100, flush_interval_ms=200)
     first, second = batch(seq=1), batch(seq=2)
     assert hub.on_frame(readings_inbound(first), NOW_MS) == []
-    assert hub.on_frame(readings_inbound(second), NOW_MS + 200) == [WriteFrames([first, second])]
+    assert written(hub.on_frame(readings_inbound(second), NOW_MS + 200)) == [first, second]
     assert hub.pending == [] and hub.pending_rows == 0
 
 
@@ -86,7 +87,7 @@ def test_pending_rows_past_the_limit_flush_at_once() -> None:
         effects = hub.on_frame(readings_inbound(frame), NOW_MS)
         rows += frame.rows
         if rows >= 3:
-            assert effects == [WriteFrames(frames[: frames.index(frame) + 1])]
+            assert written(effects) == frames[: frames.index(frame) + 1]
             break
         assert effects == []
     else:
@@ -97,7 +98,7 @@ def test_flush_hands_over_what_is_pending_and_nothing_when_empty() -> None:
     hub = core(flush_max_frames=100)
     frame = batch()
     hub.on_frame(readings_inbound(frame), NOW_MS)
-    assert hub.on_flush(NOW_MS) == [WriteFrames([frame])]
+    assert written(hub.on_flush(NOW_MS)) == [frame]
     assert hub.on_flush(NOW_MS) == []
 
 
@@ -272,6 +273,6 @@ def test_each_refused_frame_is_counted_and_good_frames_still_flow() -> None:
         assert hub.counters.dead_letters == n
     good = [batch(seq=1), batch(seq=2)]
     assert hub.on_frame(readings_inbound(good[0]), NOW_MS) == []
-    assert hub.on_frame(readings_inbound(good[1]), NOW_MS) == [WriteFrames(good)]
+    assert written(hub.on_frame(readings_inbound(good[1]), NOW_MS)) == good
     assert hub.counters.frames == 2
     assert hub.counters.dead_letters == len(bad)

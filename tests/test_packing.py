@@ -6,9 +6,9 @@ import zlib
 
 import pytest
 import zstandard
+from conftest import written
 
 from pymonitor.actors.hub import HubCore
-from pymonitor.actors.hub.core import WriteFrames
 from pymonitor.actors.runtime.intake import Inbound
 from pymonitor.broker import topics
 from pymonitor.messages import (
@@ -82,4 +82,4 @@ def test_a_packed_frame_whose_inner_frame_is_bad_names_both_layers() -> None:
 def test_the_hub_stores_a_packed_batch_like_a_plain_one() -> None:
     hub = HubCore("f", "hub", flush_max_frames=1)
     effects = hub.on_frame(Inbound(topics.up("f", "gw-1", "readings"), encode_packed(BATCH)), 1)
-    assert effects == [WriteFrames([BATCH])]
+    assert written(effects) == [BATCH]

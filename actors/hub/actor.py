@@ -101,7 +101,7 @@ class HubActor(SupervisedActor):
         for effect in effects:
             if isinstance(effect, WriteFrames):
                 now = self.clock.now_ms()
-                result = store.write_frames(effect.frames, now)
+                result = store.write_frames(effect.frames, now, effect.traffic)
                 self._run(self.core.on_written(result.stored, result.duplicates, result.readings, now))
             elif isinstance(effect, Publish):
                 self.publish(effect.topic, effect.payload, effect.retain)

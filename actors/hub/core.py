@@ -24,11 +24,15 @@ from pymonitor.messages import (
     encode,
     to_ranges,
 )
+from pymonitor.store.hub_store import TrafficRow
+
+from .traffic import TrafficLedger
 
 
 @dataclass(frozen=True, slots=True)
 class WriteFrames:
     frames: list[ReadingBatch]
+    traffic: list[TrafficRow] = field(default_factory=list)  # written in the same transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class HubCore:
     flush_max_rows: int = 100_000
     pending_rows: int = 0
     pending_since_ms: int = 0
+    traffic: TrafficLedger = field(default_factory=TrafficLedger)
 
     def _flush_due(self, now_ms: int) -> bool:
         # Checked on every frame: under load the flush timer's tick waits behind frames in the
@@ -89,8 +94,18 @@ class HubCore:
     def on_frame(self, inbound: Inbound, now_ms: int) -> list[Effect]:
         result = accept(self.node, inbound, now_ms, self.max_frame_bytes)
         if isinstance(result, DeadLetter):
+            self._account_refused(inbound, now_ms)
             return self._refuse(result)
+        self.traffic.add(result.topic.node, now_ms, "up", result.topic.kind, len(inbound.payload))
         return self._route(result, inbound, now_ms)
+
+    def _account_refused(self, inbound: Inbound, now_ms: int) -> None:
+        """A refused frame still cost its sender bandwidth: count it when the topic names the sender."""
+        try:
+            parsed = topics.parse(inbound.topic)
+        except topics.TopicError:
+            return
+        self.traffic.add(parsed.node, now_ms, "up", parsed.kind, len(inbound.payload))
 
     def _refuse(self, letter: DeadLetter) -> list[Effect]:
         self.counters.dead_letters += 1
@@ -123,11 +138,11 @@ class HubCore:
 
     def on_flush(self, now_ms: int) -> list[Effect]:
         """Hand pending frames to the store (the actor calls :meth:`on_written` after commit)."""
-        if not self.pending:
+        if not self.pending and not self.traffic:
             return []
         frames, self.pending = self.pending, []
         self.pending_rows = 0
-        return [WriteFrames(frames)]
+        return [WriteFrames(frames, self.traffic.drain())]
 
     def on_written(
         self, stored: list[ReadingBatch], duplicates: list[ReadingBatch], readings: int, now_ms: int
@@ -142,6 +157,8 @@ class HubCore:
         effects: list[Effect] = []
         for (node, session), numbers in seqs.items():
             ack = DeliveryAck(node=node, session=session, ranges=to_ranges(numbers), hub_ts_ms=now_ms)
-            effects.append(Publish(topics.delivery_ack(self.fleet, node), encode(ack)))
+            payload = encode(ack)
+            effects.append(Publish(topics.delivery_ack(self.fleet, node), payload))
+            self.traffic.add(node, now_ms, "down", "ack", len(payload))
             self.counters.acks += 1
         return effects
