@@ -42,7 +42,6 @@ class _Entry:
     attempts: int = 0
     reconnect_at: float | None = 0.0  # None: do not connect (stopped)
     sock: Any = None
-    writing: bool = False
     on_lost: Callable[[], None] | None = field(default=None)
 
 
@@ -123,11 +122,9 @@ class NetworkLoop:
             self._schedule_reconnect(entry)
 
     def _want_write(self, entry: _Entry) -> None:
-        entry.writing = True
-        self._wake()
+        self._wake()  # the loop asks paho (want_write) on its next pass
 
     def _no_write(self, entry: _Entry) -> None:
-        entry.writing = False
         if entry.sock is not None and threading.current_thread() is self._thread:
             self._sel.modify(entry.sock, selectors.EVENT_READ, entry)
 
@@ -138,7 +135,6 @@ class NetworkLoop:
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(entry.sock)
             entry.sock = None
-            entry.writing = False
 
     def _schedule_reconnect(self, entry: _Entry) -> None:
         delay = min(entry.backoff_max_s, entry.backoff_min_s * 2**entry.attempts)
@@ -200,7 +196,6 @@ class NetworkLoop:
                     self._guard(entry, entry.client.loop_write)
                     if entry.sock is not None and entry.client.want_write():
                         self._sel.modify(entry.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, entry)
-                        entry.writing = True
             now = time.monotonic()
             budget = CONNECTS_PER_PASS
             for entry in entries:
