@@ -247,7 +247,8 @@ class DurableOutbox:
     def ack(self, session: int, seqs: Iterable[int], now_ms: int) -> int:
         """Delete acknowledged frames; an ack for frames that are not here changes nothing (counted)."""
         conn = self.conn
-        done = 0
+        done = unknown = readings_done = freed = 0
+        longest = -1
         conn.execute("BEGIN IMMEDIATE")
         try:
             for seq in seqs:
@@ -256,21 +257,28 @@ class DurableOutbox:
                     "SELECT id, size, readings, created_ms FROM frames WHERE session = ? AND seq = ?", (session, seq)
                 ).fetchone()
                 if row is None:
-                    self._tally(conn, "unknown_acks", 1)
+                    unknown += 1
                     continue
                 frame_id, size, readings, created_ms = row
                 conn.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
                 done += 1
-                self.size_bytes -= size
-                self._tally(conn, "acked_frames", 1)
-                self._tally(conn, "acked_readings", readings)
+                freed += size
+                readings_done += readings
+                longest = max(longest, now_ms - created_ms)
+            # One update per tally for the whole ack, not one per frame.
+            if unknown:
+                self._tally(conn, "unknown_acks", unknown)
+            if done:
+                self._tally(conn, "acked_frames", done)
+                self._tally(conn, "acked_readings", readings_done)
                 worst = self._get(conn, "worst_delay_ms")
-                if now_ms - created_ms > worst:
-                    self._tally(conn, "worst_delay_ms", now_ms - created_ms - worst)
+                if longest > worst:
+                    self._tally(conn, "worst_delay_ms", longest - worst)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.size_bytes -= freed  # only once committed: a rollback leaves the frames, and their bytes
         return done
 
     # looking
