@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from pymonitor.bench.uplink import measure, nab_batches, publish_overhead
@@ -47,23 +49,16 @@ def test_uplink_bench_reports_every_encoding_and_meets_the_json_cut(tmp_path: Pa
     assert report["ratio_to_json"] == max(report["fleet"]["ratio_to_json"], report["nab"]["ratio_to_json"])
 
 
-def test_a_nab_file_with_a_wrong_header_is_refused_with_its_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,val\n2014-04-01 00:00:00,1\n", "bad.csv: expected the header 'timestamp,value'"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\nyesterday,2\n", "bad.csv:3: expected 'YYYY-MM-DD HH:MM:SS,number'"),
+    ],
+    ids=["wrong-header", "bad-row"],
+)
+def test_a_bad_nab_file_is_refused_naming_the_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "data" / "x").mkdir(parents=True)
-    (tmp_path / "data" / "x" / "bad.csv").write_text("time,val\n2014-04-01 00:00:00,1\n")
-    try:
+    (tmp_path / "data" / "x" / "bad.csv").write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
         nab_batches(tmp_path)
-    except ValueError as exc:
-        assert "bad.csv: expected the header 'timestamp,value'" in str(exc)
-    else:
-        raise AssertionError("a wrong header was accepted")
-
-
-def test_a_nab_row_that_does_not_parse_names_its_line(tmp_path: Path) -> None:
-    (tmp_path / "data" / "x").mkdir(parents=True)
-    (tmp_path / "data" / "x" / "bad.csv").write_text("timestamp,value\n2014-04-01 00:00:00,1\nyesterday,2\n")
-    try:
-        nab_batches(tmp_path)
-    except ValueError as exc:
-        assert "bad.csv:3:" in str(exc)
-    else:
-        raise AssertionError("a bad row was accepted")
