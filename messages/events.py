@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import MessageError
+from .readings import INT64_MAX
 from .registry import message
 from .validate import CborValue
 
@@ -24,11 +26,14 @@ class Event:
     value: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
     details: dict[str, CborValue] = field(default_factory=dict)
+    session: int = 0  # with seq > 0: the event sits in the node's outbox until the hub acknowledges
+    seq: int = 0  # (node, session, seq) then, as for reading batches; 0 = fire and forget
 
     def __post_init__(self) -> None:
+        for name in ("session", "seq"):
+            if not 0 <= getattr(self, name) <= INT64_MAX:
+                raise MessageError("must be from 0 to 2**63-1 (a signed 64-bit integer)", path=f"$.{name}")
         if self.severity not in SEVERITIES:
-            from .errors import MessageError
-
             raise MessageError(f"expected one of {', '.join(SEVERITIES)}, got {self.severity!r}", path="$.severity")
 
 

@@ -31,6 +31,7 @@ class BatchColumns:
     device_seq: list[int]
     ts_ms: list[int]
     values: list[Sequence[float]]  # one column per metric; NaN = not measured
+    received_ms: list[int] | None = None  # when the gateway got each sample, if the batch says
 
 
 @message("reading.batch.v1")
@@ -40,7 +41,9 @@ class ReadingBatch:
 
     A row is one sample: a device (index into ``devices``), that device's own 64-bit sample
     sequence number, the measurement time (ms since the Unix epoch, UTC, stamped on the
-    device) and one value per metric (NaN where the metric was not measured).
+    device) and one value per metric (NaN where the metric was not measured). Optionally,
+    ``received_ms`` says when the gateway got each sample, on its own (NTP-disciplined)
+    clock: the pairs let the hub estimate and correct each device's clock.
     ``(node, session, seq)`` identifies the frame for dedup and acknowledgement.
     """
 
@@ -55,6 +58,7 @@ class ReadingBatch:
     ts_ms: bytes  # int64 LE per row, delta-coded
     values: list[bytes]  # per metric: float64 LE per row
     backfill: bool = False  # replayed from a store-and-forward outbox, not live
+    received_ms: bytes = b""  # optional: int64 LE per row, delta-coded: when the gateway got the sample (its clock)
 
     def __post_init__(self) -> None:
         if self.rows < 0:
@@ -68,13 +72,16 @@ class ReadingBatch:
                 raise MessageError(f"{size} bytes do not hold {self.rows} rows of {width} bytes", path=f"$.{name}")
         if len(self.values) != len(self.metrics):
             raise MessageError(f"{len(self.values)} columns for {len(self.metrics)} metrics", path="$.values")
+        if self.received_ms and len(self.received_ms) != self.rows * INT64_BYTES:
+            size = len(self.received_ms)
+            raise MessageError(f"{size} bytes do not hold {self.rows} rows of {INT64_BYTES} bytes", path="$.received_ms")
         for i, column in enumerate(self.values):
             if len(column) != self.rows * INT64_BYTES:
                 raise MessageError(f"{len(column)} bytes do not hold {self.rows} float64 rows", path=f"$.values[{i}]")
         if self.rows and max(unpack_indexes(self.device_index)) >= len(self.devices):
             raise MessageError(f"index beyond the {len(self.devices)} devices listed", path="$.device_index")
-        for name in ("device_seq", "ts_ms"):
-            if self.rows and not INT64_MIN <= min_max(getattr(self, name)) <= INT64_MAX:
+        for name in ("device_seq", "ts_ms", "received_ms"):
+            if self.rows and getattr(self, name) and not INT64_MIN <= min_max(getattr(self, name)) <= INT64_MAX:
                 raise MessageError("values leave the 64-bit range", path=f"$.{name}")
 
     @classmethod
@@ -91,6 +98,7 @@ class ReadingBatch:
         ts_ms: Sequence[int],
         values: Sequence[Sequence[float | None]],
         backfill: bool = False,
+        received_ms: Sequence[int] | None = None,
     ) -> ReadingBatch:
         """Pack plain columns into a batch; values that do not fit the wire types raise MessageError."""
         try:
@@ -98,6 +106,7 @@ class ReadingBatch:
                 "device_index": pack_indexes(device_index),
                 "device_seq": pack_deltas(device_seq),
                 "ts_ms": pack_deltas(ts_ms),
+                "received_ms": b"" if received_ms is None else pack_deltas(received_ms),
             }
         except OverflowError as exc:
             raise MessageError(f"a column value does not fit its wire type: {exc}", tag="reading.batch.v1") from None
@@ -120,6 +129,7 @@ class ReadingBatch:
             device_seq=unpack_deltas(self.device_seq),
             ts_ms=unpack_deltas(self.ts_ms),
             values=[unpack_floats(col) for col in self.values],
+            received_ms=unpack_deltas(self.received_ms) if self.received_ms else None,
         )
 
     def reading_count(self) -> int:

@@ -12,6 +12,7 @@ With ``PM_REGEN_GOLDEN=1`` the files are written instead of compared; review the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -66,6 +67,7 @@ EXAMPLES: dict[str, object] = {
             [-71.0, -88.0, -95.5, -70.0, None],
         ],
         backfill=True,
+        received_ms=[T0_MS + 350, T0_MS + 390, T0_MS + 420, T0_MS + 60_310, T0_MS + 60_700],
     ),
     "event.v1": Event(
         node="shop-web",
@@ -77,6 +79,8 @@ EXAMPLES: dict[str, object] = {
         value=3.29,
         labels={"site": "north-field", "chemistry": "LiFePO4"},
         details={"threshold_v": 3.3, "samples": [3.31, 3.3, 3.29], "forecast": {"empty_in_h": 41, "sure": False}},
+        session=1_767_225_000,
+        seq=43,
     ),
     "dead.letter.v1": DeadLetter(
         node="hub-1",
@@ -173,3 +177,13 @@ def test_the_packed_example_inflates_to_its_inner_message() -> None:
     from pymonitor.messages import decode_unpacked
 
     assert decode_unpacked(golden_path("frame.packed.v1").read_bytes()) == PACKED_INNER
+
+
+@pytest.mark.parametrize("path", sorted((GOLDEN_DIR / "legacy").glob("*.cbor")), ids=lambda p: p.name)
+def test_frames_from_nodes_before_an_added_field_still_decode(path: Path) -> None:
+    """Fields added later have defaults, so a frame from an older node decodes to the same message."""
+    tag = path.name.split(".before-")[0]
+    old = decode(path.read_bytes())
+    assert isinstance(old, type(EXAMPLES[tag]))
+    added = {"reading.batch.v1": {"received_ms": b""}, "event.v1": {"session": 0, "seq": 0}}[tag]
+    assert dataclasses.replace(EXAMPLES[tag], **added) == old  # type: ignore[type-var]
