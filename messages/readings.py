@@ -66,15 +66,15 @@ class ReadingBatch:
         for name in ("session", "seq"):
             if not 0 <= getattr(self, name) <= INT64_MAX:
                 raise MessageError("must be from 0 to 2**63-1 (a signed 64-bit integer)", path=f"$.{name}")
-        for name, width in (("device_index", UINT32_BYTES), ("device_seq", INT64_BYTES), ("ts_ms", INT64_BYTES)):
+        columns = [("device_index", UINT32_BYTES), ("device_seq", INT64_BYTES), ("ts_ms", INT64_BYTES)]
+        if self.received_ms:
+            columns.append(("received_ms", INT64_BYTES))
+        for name, width in columns:
             size = len(getattr(self, name))
             if size != self.rows * width:
                 raise MessageError(f"{size} bytes do not hold {self.rows} rows of {width} bytes", path=f"$.{name}")
         if len(self.values) != len(self.metrics):
             raise MessageError(f"{len(self.values)} columns for {len(self.metrics)} metrics", path="$.values")
-        if self.received_ms and len(self.received_ms) != self.rows * INT64_BYTES:
-            size = len(self.received_ms)
-            raise MessageError(f"{size} bytes do not hold {self.rows} rows of {INT64_BYTES} bytes", path="$.received_ms")
         for i, column in enumerate(self.values):
             if len(column) != self.rows * INT64_BYTES:
                 raise MessageError(f"{len(column)} bytes do not hold {self.rows} float64 rows", path=f"$.values[{i}]")
