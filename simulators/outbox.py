@@ -2,9 +2,12 @@
 
 Pure bookkeeping (no I/O, time passed in). A frame leaves the outbox only when a
 :class:`DeliveryAck` names it, so a lost publish, a lost ack or a cut link all end in a
-resend, and the hub's dedup turns resends into nothing. Memory is capped: past
-``cap_bytes`` the oldest frames are evicted and counted (:class:`pymonitor.store.outbox.DurableOutbox`
-keeps frames on disk, by priority, for real remote sites).
+resend, and the hub's dedup turns resends into nothing. As in the durable outbox, an ack
+deletes only frames sent at least once: an ack naming a frame never sent (forged or replayed)
+is ignored and counted (``unsent_acks``), as is one naming a frame that is not here
+(``unknown_acks``). Memory is capped: past ``cap_bytes`` the oldest frames are evicted and
+counted; nothing is thinned here (:class:`pymonitor.store.outbox.DurableOutbox` keeps frames on
+disk, by priority, and thins old backfill before it evicts, for real remote sites).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class OutboxCounters:
     evicted_frames: int = 0
     evicted_readings: int = 0
     worst_delay_ms: int = 0  # longest time from frame creation to its ack
+    unknown_acks: int = 0  # acks naming frames that are not here (acked already, evicted, never existed)
+    unsent_acks: int = 0  # acks naming frames never sent: ignored, the hub cannot have them
 
 
 @dataclass
@@ -82,12 +87,17 @@ class Outbox:
                 frame.sent_ms = None
 
     def ack(self, session: int, seqs: list[int], now_ms: int) -> int:
-        """Forget acknowledged frames of a session; returns how many were still here."""
+        """Forget acknowledged frames of a session that were sent at least once; returns how many."""
         done = 0
         for seq in seqs:
-            frame = self.frames.pop((session, seq), None)
+            frame = self.frames.get((session, seq))
             if frame is None:
+                self.counters.unknown_acks += 1
                 continue
+            if frame.attempts == 0:
+                self.counters.unsent_acks += 1
+                continue
+            del self.frames[(session, seq)]
             done += 1
             self.size_bytes -= len(frame.payload)
             self.counters.acked_frames += 1

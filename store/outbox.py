@@ -12,14 +12,31 @@ committed, so a frame the node counts as buffered survives ``kill -9``. Durabili
 Drain order (priority): events and alerts first (oldest first), then live readings (newest
 first: the freshest picture matters most after an outage), then backfill (oldest first, so the
 history fills in order). Backfill gets at most ``backfill_share`` of a send budget while live
-frames wait, so it never starves live data. Past ``cap_bytes`` the lowest priority goes first,
-oldest first; every eviction is counted per priority and the counts survive restarts.
+frames wait, so it never starves live data.
+
+Past ``cap_bytes``, in the transaction of the ``add`` that went over: first the backfill is
+thinned, if the outbox has a ``thinner`` (such as :func:`pymonitor.messages.thinning.thin_frame`,
+every other sample of each device): the frames thinned the fewest times first, oldest first,
+each at most ``max_thins`` times; a thinned frame keeps its (session, seq), so dedup and acks
+work as before. Only when no backfill can be thinned any more are whole frames evicted: the
+lowest priority first, oldest first. Thinning and eviction are counted per priority
+(``downsampled_*``, ``evicted_*``) and the counts survive restarts.
+
+The file also holds the node's own state (``state``, key -> bytes), written in the same
+transaction as a frame when ``add`` is given one: after ``kill -9`` the saved sampling
+position always matches the frames on disk.
+
+Acks: an ack deletes only frames that have been sent at least once (the hub cannot have
+acknowledged anything else). An ack naming a frame never sent (forged, or a stale replay) is
+ignored and counted as ``unsent_acks``; one naming a frame that is not here counts as
+``unknown_acks``.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -27,9 +44,18 @@ from typing import Any
 
 from .database import Migration, open_store
 
+log = logging.getLogger(__name__)
+
 OUTBOX_CAP_BYTES = 256 * 1024 * 1024
 """Default cap: comfortable on a Raspberry Pi's SD card next to the OS and the raw tier."""
 BACKFILL_SHARE = 0.3
+MAX_THINS = 2
+"""How many times one backfill frame may be thinned (each pass halves it with ``thin_frame``)."""
+NOT_THINNABLE = -1
+"""``frames.thinned`` of a frame the thinner cannot make smaller: it is not offered again."""
+
+Thinner = Callable[[bytes], tuple[bytes, int] | None]
+"""payload -> (smaller payload, readings left), or None when it cannot thin that payload."""
 
 
 class Priority(IntEnum):
@@ -57,11 +83,20 @@ OUTBOX_MIGRATIONS = (
             "CREATE TABLE tallies (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        (
+            "CREATE TABLE node_state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+            # times thinned; NOT_THINNABLE once the thinner has said no
+            "ALTER TABLE frames ADD COLUMN thinned INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX frames_thin ON frames (priority, thinned, created_ms)",
+        ),
+    ),
 )
 
 
 class OutboxError(ValueError):
-    """A frame the outbox cannot take (a duplicate key, an unknown priority, a negative size)."""
+    """A frame or node state the outbox cannot take (a duplicate key, an unknown priority, a negative size)."""
 
 
 @dataclass
@@ -93,11 +128,15 @@ class DurableOutbox:
         cap_bytes: int = OUTBOX_CAP_BYTES,
         durability: str = "normal",
         backfill_share: float = BACKFILL_SHARE,
+        thinner: Thinner | None = None,
+        max_thins: int = MAX_THINS,
     ) -> None:
         if durability not in ("normal", "full"):
             raise OutboxError(f"durability must be 'normal' or 'full', got {durability!r}")
         if cap_bytes <= 0:
             raise OutboxError(f"cap_bytes must be positive, got {cap_bytes}")
+        if max_thins < 0:
+            raise OutboxError(f"max_thins must not be negative, got {max_thins}")
         opened = open_store(path, OUTBOX_MIGRATIONS)
         self.path = opened.path
         self.set_aside = opened.set_aside  # a corrupt file found at start, kept for forensics
@@ -105,6 +144,8 @@ class DurableOutbox:
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         self.cap_bytes = cap_bytes
         self.backfill_share = backfill_share
+        self.thinner = thinner
+        self.max_thins = max_thins
         self.size_bytes = int(self.conn.execute("SELECT COALESCE(SUM(size), 0) FROM frames").fetchone()[0])
 
     def close(self) -> None:
@@ -120,12 +161,17 @@ class DurableOutbox:
         readings: int,
         now_ms: int,
         priority: Priority = Priority.LIVE,
+        state: Mapping[str, bytes] | None = None,
     ) -> None:
-        """Commit a frame (and any evictions the cap needs) before returning."""
+        """Commit a frame, the node ``state`` that goes with it, and whatever the cap needs, before returning.
+
+        All or nothing: a refused frame (a duplicate) leaves the saved state as it was.
+        """
         if not isinstance(priority, Priority):
             raise OutboxError(f"unknown priority {priority!r}")
         if readings < 0:
             raise OutboxError(f"readings must not be negative, got {readings}")
+        items = self._state_items(state or {})
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -137,30 +183,103 @@ class DurableOutbox:
                 )
             except sqlite3.IntegrityError:
                 raise OutboxError(f"frame ({session}, {seq}) is already in the outbox") from None
+            self._write_state(conn, items)
             self._tally(conn, "frames", 1)
             self._tally(conn, "readings", readings)
             self.size_bytes += len(payload)
-            self._evict_over_cap(conn)
+            self._make_room(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             self.size_bytes = int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM frames").fetchone()[0])
             raise
 
-    def _evict_over_cap(self, conn: sqlite3.Connection) -> None:
+    def _make_room(self, conn: sqlite3.Connection) -> None:
         while self.size_bytes > self.cap_bytes:
-            row = conn.execute(
-                "SELECT id, priority, size, readings FROM frames ORDER BY priority DESC, created_ms, id LIMIT 1"
-            ).fetchone()
-            count = conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-            if row is None or count <= 1:
-                return  # one frame larger than the cap is kept: dropping it would buffer nothing
-            frame_id, priority, size, readings = row
-            conn.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
-            self.size_bytes -= size
-            name = Priority(priority).name.lower()
-            self._tally(conn, f"evicted_frames_{name}", 1)
-            self._tally(conn, f"evicted_readings_{name}", readings)
+            if not self._thin_one(conn) and not self._evict_one(conn):
+                return
+
+    def _thin_one(self, conn: sqlite3.Connection) -> bool:
+        """Thin the backfill frame thinned the fewest times, oldest first; False if none is left to try."""
+        if self.thinner is None:
+            return False
+        row = conn.execute(
+            "SELECT id, payload, readings, thinned FROM frames WHERE priority = ? AND thinned >= 0 AND thinned < ?"
+            " ORDER BY thinned, created_ms, id LIMIT 1",
+            (int(Priority.BACKFILL), self.max_thins),
+        ).fetchone()
+        if row is None:
+            return False
+        frame_id, payload, readings, thinned = row
+        try:
+            result = self.thinner(payload)
+        except Exception:  # a thinner bug must not stop the node buffering: counted and logged
+            log.exception("outbox %s: the thinner failed on a frame; it is left as it was", self.path)
+            self._tally(conn, "thin_errors", 1)
+            result = None
+        if result is None or len(result[0]) >= len(payload):
+            conn.execute("UPDATE frames SET thinned = ? WHERE id = ?", (NOT_THINNABLE, frame_id))
+            return True  # tried: the next candidate, or eviction, gets its turn
+        smaller, left = result
+        left = max(0, min(left, readings))  # the books balance even if the thinner miscounts
+        conn.execute(
+            "UPDATE frames SET payload = ?, size = ?, readings = ?, thinned = ? WHERE id = ?",
+            (smaller, len(smaller), left, thinned + 1, frame_id),
+        )
+        self.size_bytes -= len(payload) - len(smaller)
+        self._tally(conn, "downsampled_frames_backfill", 1)
+        self._tally(conn, "downsampled_readings_backfill", readings - left)
+        return True
+
+    def _evict_one(self, conn: sqlite3.Connection) -> bool:
+        """Evict the lowest-priority, oldest frame; False if that would leave nothing buffered."""
+        row = conn.execute(
+            "SELECT id, priority, size, readings FROM frames ORDER BY priority DESC, created_ms, id LIMIT 1"
+        ).fetchone()
+        count = conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        if row is None or count <= 1:
+            return False  # one frame larger than the cap is kept: dropping it would buffer nothing
+        frame_id, priority, size, readings = row
+        conn.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
+        self.size_bytes -= size
+        name = Priority(priority).name.lower()
+        self._tally(conn, f"evicted_frames_{name}", 1)
+        self._tally(conn, f"evicted_readings_{name}", readings)
+        return True
+
+    # node state
+
+    def save_state(self, state: Mapping[str, bytes]) -> None:
+        """Commit node state (key -> bytes) on its own; ``add(..., state=...)`` commits it with a frame."""
+        items = self._state_items(state)
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_state(conn, items)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def state(self) -> dict[str, bytes]:
+        """The node state last committed (empty for a new file)."""
+        return {key: bytes(value) for key, value in self.conn.execute("SELECT key, value FROM node_state")}
+
+    @staticmethod
+    def _state_items(state: Mapping[str, bytes]) -> list[tuple[str, bytes]]:
+        items = []
+        for key, value in state.items():
+            if not isinstance(key, str) or not isinstance(value, bytes | bytearray | memoryview):
+                raise OutboxError(f"node state maps str to bytes, got {key!r}: {type(value).__name__}")
+            items.append((key, bytes(value)))
+        return items
+
+    @staticmethod
+    def _write_state(conn: sqlite3.Connection, items: list[tuple[str, bytes]]) -> None:
+        conn.executemany(
+            "INSERT INTO node_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            items,
+        )
 
     @staticmethod
     def _tally(conn: sqlite3.Connection, name: str, delta: int) -> None:
@@ -180,13 +299,21 @@ class DurableOutbox:
     # draining
 
     def to_send(
-        self, now_ms: int, resend_after_ms: int, connection: int = 0, budget_bytes: int | None = None
+        self,
+        now_ms: int,
+        resend_after_ms: int,
+        connection: int = 0,
+        budget_bytes: int | None = None,
+        limit: int | None = None,
     ) -> list[PendingFrame]:
         """Frames due (never sent, or unacknowledged for ``resend_after_ms``), in drain order; marks them sent.
 
         With a ``budget_bytes``, stops at the budget (at least one frame always goes) and gives
-        backfill at most ``backfill_share`` of it while live frames are waiting.
+        backfill at most ``backfill_share`` of it while live frames are waiting. With a ``limit``,
+        at most that many frames, the first in drain order (a half-open circuit breaker sends one).
         """
+        if limit is not None and limit <= 0:
+            return []
         due_before = now_ms - resend_after_ms
         rows: list[Any] = []
         for priority, order in ((Priority.EVENT, "ASC"), (Priority.LIVE, "DESC"), (Priority.BACKFILL, "ASC")):
@@ -194,11 +321,11 @@ class DurableOutbox:
                 self.conn.execute(
                     "SELECT id, session, seq, payload, readings, created_ms, priority, sent_ms, attempts,"
                     f" sent_connection FROM frames WHERE priority = ? AND (sent_ms IS NULL OR sent_ms <= ?)"
-                    f" ORDER BY created_ms {order}, id {order}",
-                    (int(priority), due_before),
+                    f" ORDER BY created_ms {order}, id {order} LIMIT ?",
+                    (int(priority), due_before, -1 if limit is None else limit),  # -1: no limit
                 )
             )
-        chosen = self._within_budget(rows, budget_bytes)
+        chosen = self._within_budget(rows, budget_bytes)[:limit]
         frames = []
         resends = 0
         for _id, session, seq, payload, readings, created_ms, priority, sent_ms, attempts, _conn in chosen:
@@ -245,21 +372,29 @@ class DurableOutbox:
             self.conn.execute("UPDATE frames SET sent_ms = NULL WHERE sent_connection < ?", (before_connection,))
 
     def ack(self, session: int, seqs: Iterable[int], now_ms: int) -> int:
-        """Delete acknowledged frames; an ack for frames that are not here changes nothing (counted)."""
+        """Delete acknowledged frames that were sent at least once; returns how many.
+
+        An ack for a frame never sent (forged or replayed) or not here changes nothing; both are
+        counted (``unsent_acks``, ``unknown_acks``).
+        """
         conn = self.conn
-        done = unknown = readings_done = freed = 0
+        done = unknown = unsent = readings_done = freed = 0
         longest = -1
         conn.execute("BEGIN IMMEDIATE")
         try:
             for seq in seqs:
                 # SELECT then DELETE rather than DELETE ... RETURNING: Debian 11's SQLite (3.34) lacks it.
                 row = conn.execute(
-                    "SELECT id, size, readings, created_ms FROM frames WHERE session = ? AND seq = ?", (session, seq)
+                    "SELECT id, size, readings, created_ms, attempts FROM frames WHERE session = ? AND seq = ?",
+                    (session, seq),
                 ).fetchone()
                 if row is None:
                     unknown += 1
                     continue
-                frame_id, size, readings, created_ms = row
+                frame_id, size, readings, created_ms, attempts = row
+                if attempts == 0:
+                    unsent += 1  # the hub cannot have this frame: whoever acks it is wrong
+                    continue
                 conn.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
                 done += 1
                 freed += size
@@ -268,6 +403,8 @@ class DurableOutbox:
             # One update per tally for the whole ack, not one per frame.
             if unknown:
                 self._tally(conn, "unknown_acks", unknown)
+            if unsent:
+                self._tally(conn, "unsent_acks", unsent)
             if done:
                 self._tally(conn, "acked_frames", done)
                 self._tally(conn, "acked_readings", readings_done)

@@ -1,4 +1,7 @@
-"""The gateway outbox: frames stay until acknowledged, resends are counted, the cap evicts the oldest."""
+"""The gateway outbox: frames stay until acknowledged, resends are counted, the cap evicts the oldest.
+
+Acks free only frames that were sent: an ack for a frame never sent is ignored and counted.
+"""
 
 from __future__ import annotations
 
@@ -63,8 +66,10 @@ def test_ack_forgets_frames_and_keeps_the_worst_delay() -> None:
     box.add(S, 1, b"a" * 10, readings=4, now_ms=T0)
     box.add(S, 2, b"b" * 20, readings=6, now_ms=T0 + 1_000)
     box.add(S, 3, b"c" * 30, readings=8, now_ms=T0 + 2_000)
+    box.to_send(T0 + 2_000, RESEND_MS)
     assert box.ack(S, [1, 2], now_ms=T0 + 5_000) == 2
     assert box.ack(S, [2, 99], now_ms=T0 + 6_000) == 0  # already gone, never existed: nothing to do
+    assert box.counters.unknown_acks == 2
     assert len(box) == 1
     assert box.size_bytes == 30
     assert (box.counters.acked_frames, box.counters.acked_readings) == (2, 10)
@@ -72,6 +77,19 @@ def test_ack_forgets_frames_and_keeps_the_worst_delay() -> None:
     box.ack(S, [3], now_ms=T0 + 3_000)
     assert box.counters.worst_delay_ms == 5_000  # the worst stays the worst
     assert box.size_bytes == 0
+
+
+def test_an_ack_for_a_frame_never_sent_is_ignored_and_counted() -> None:
+    box = filled(3)
+    assert box.ack(S, [1, 2, 3], now_ms=T0 + 1) == 0  # forged: the hub cannot have frames never sent
+    assert len(box) == 3 and box.size_bytes == 300
+    assert (box.counters.unsent_acks, box.counters.unknown_acks, box.counters.acked_frames) == (3, 0, 0)
+    assert [f.seq for f in box.to_send(T0 + 2, RESEND_MS, limit=1)] == [1]
+    box.mark_unsent()  # a reconnect: frame 1 went out once, so a late ack for it still counts
+    assert box.ack(S, [1, 2, 4], now_ms=T0 + 3) == 1
+    c = box.counters
+    assert (c.unsent_acks, c.unknown_acks, c.acked_frames, c.acked_readings) == (4, 1, 1, 10)
+    assert [f.seq for f in box.to_send(T0 + 4, RESEND_MS)] == [2, 3]
 
 
 def test_past_the_cap_the_oldest_frames_are_evicted_and_counted() -> None:
@@ -107,6 +125,7 @@ def test_a_restarted_sender_keeps_frames_of_both_sessions_apart() -> None:
     box = Outbox()
     box.add(1, 1, b"a" * 10, readings=1, now_ms=T0)
     box.add(2, 1, b"b" * 10, readings=1, now_ms=T0)
+    box.to_send(T0, RESEND_MS)
     assert box.ack(1, [1], now_ms=T0 + 1) == 1
     assert [(f.session, f.seq) for f in box.frames.values()] == [(2, 1)]
 
@@ -133,7 +152,15 @@ def test_any_interleaving_keeps_bytes_and_frame_counts_balanced(cap_bytes: int, 
             seq += 1  # a gateway's seq only grows
             box.add(S, seq, b"\x01" * a, readings=b, now_ms=now)
         elif kind == "ack":
-            box.ack(S, [s for s in a if s <= seq], now)
+            waiting = {key: f.attempts for key, f in box.frames.items()}
+            before = (box.counters.acked_frames, box.counters.unsent_acks, box.counters.unknown_acks)
+            acked = [s for s in a if s <= seq]
+            box.ack(S, acked, now)
+            sent = len({s for s in acked if waiting.get((S, s), 0) > 0})
+            after = (box.counters.acked_frames, box.counters.unsent_acks, box.counters.unknown_acks)
+            assert after[0] - before[0] == sent  # only frames sent at least once go
+            assert all(f.attempts == 0 for key, f in box.frames.items() if key[1] in acked)
+            assert sum(after) - sum(before) == len(acked)  # every seq named is accounted for
         elif kind == "send":
             box.to_send(now + a, RESEND_MS)
         else:
