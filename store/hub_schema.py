@@ -42,4 +42,17 @@ HUB_MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (node, day, direction, stream)) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        3,
+        (
+            # The device's clock corrected from the gateway's receipt stamps; NULL when a batch has none.
+            # ts_ms stays what the device said.
+            "ALTER TABLE readings ADD COLUMN ts_corrected_ms INTEGER",
+            # A held event (seq > 0) shares its node's seq space with reading frames, so its
+            # identity goes into frames too: 1 marks such a row.
+            "ALTER TABLE frames ADD COLUMN event INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE events ADD COLUMN session INTEGER",
+            "ALTER TABLE events ADD COLUMN seq INTEGER",
+        ),
+    ),
 )

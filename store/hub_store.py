@@ -2,14 +2,16 @@
 
 Idempotency is per frame: ``frames`` has the primary key (node, session, seq), and a frame's
 readings are inserted in the same transaction as its ``frames`` row, only when that row is
-new. A redelivered frame (QoS 1, or a node resending after a lost ack) changes nothing.
+new. A redelivered frame (QoS 1, or a node resending after a lost ack) changes nothing. Held
+events (``seq > 0``) are frames of the same seq space: a ``frames`` row (``event = 1``), then
+the event, once.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from pathlib import Path
@@ -26,6 +28,10 @@ NAME_CHUNK = 500
 """Names looked up per SELECT (SQLite allows 32,766 parameters; small chunks keep statements cheap)."""
 LIST_CACHE_SIZE = 4096
 """Distinct name lists remembered (about one per gateway); past this the cache starts over."""
+
+Frame = ReadingBatch | Event
+Stamper = Callable[[ReadingBatch], list[int] | None]
+"""Given a frame about to be stored: its corrected timestamps per row, or None (ts_corrected_ms NULL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +50,8 @@ class TrafficRow:
 class WriteResult:
     """What one batched transaction did."""
 
-    stored: list[ReadingBatch] = field(default_factory=list)
-    duplicates: list[ReadingBatch] = field(default_factory=list)
+    stored: list[Frame] = field(default_factory=list)
+    duplicates: list[Frame] = field(default_factory=list)
     readings: int = 0
 
 
@@ -103,9 +109,16 @@ class HubStore:
         self.conn.close()
 
     def write_frames(
-        self, frames: Iterable[ReadingBatch], received_ms: int, traffic: Iterable[TrafficRow] = ()
+        self,
+        frames: Iterable[Frame],
+        received_ms: int,
+        traffic: Iterable[TrafficRow] = (),
+        stamp: Stamper | None = None,
     ) -> WriteResult:
-        """Store frames (and traffic totals) in one transaction; frames already stored are duplicates."""
+        """Store frames (and traffic totals) in one transaction; frames already stored are duplicates.
+
+        ``stamp`` is asked for the corrected timestamps of each reading frame that is new, in order.
+        """
         result = WriteResult()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -118,15 +131,20 @@ class HubStore:
             )
             for frame in frames:
                 node_id = self._nodes.ids([frame.node])[0]
+                rows, backfill, event = (0, 0, 1) if isinstance(frame, Event) else (frame.rows, int(frame.backfill), 0)
                 cur = conn.execute(
-                    "INSERT OR IGNORE INTO frames(node_id, session, seq, rows, readings, received_ms, backfill)"
-                    " VALUES (?, ?, ?, ?, 0, ?, ?)",
-                    (node_id, frame.session, frame.seq, frame.rows, received_ms, int(frame.backfill)),
+                    "INSERT OR IGNORE INTO frames(node_id, session, seq, rows, readings, received_ms, backfill, event)"
+                    " VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                    (node_id, frame.session, frame.seq, rows, received_ms, backfill, event),
                 )
                 if cur.rowcount == 0:
                     result.duplicates.append(frame)
                     continue
-                count = self._insert_readings(frame)
+                if isinstance(frame, Event):
+                    self.insert_event(frame, received_ms)
+                    result.stored.append(frame)
+                    continue
+                count = self._insert_readings(frame, None if stamp is None else stamp(frame))
                 conn.execute(
                     "UPDATE frames SET readings = ? WHERE node_id = ? AND session = ? AND seq = ?",
                     (count, node_id, frame.session, frame.seq),
@@ -141,16 +159,18 @@ class HubStore:
             raise
         return result
 
-    def _insert_readings(self, frame: ReadingBatch) -> int:
+    def _insert_readings(self, frame: ReadingBatch, corrected: list[int] | None = None) -> int:
+        """Insert the measured cells; ``corrected`` (per row, or None) fills ts_corrected_ms."""
         cols = frame.columns()
         device_ids = self._devices.ids(frame.devices)
         metric_ids = self._metrics.ids(frame.metrics)
         dev_col = [device_ids[i] for i in cols.device_index]
+        sql, extra = (_INSERT_READING, ()) if corrected is None else (_INSERT_CORRECTED, (corrected,))
         count = 0
         for metric_id, values in zip(metric_ids, cols.values, strict=True):
             measured = [v == v for v in values]  # NaN != NaN: not measured
-            rows = compress(zip(dev_col, repeat(metric_id), cols.ts_ms, values, cols.device_seq), measured)
-            cur = self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+            rows = compress(zip(dev_col, repeat(metric_id), cols.ts_ms, values, cols.device_seq, *extra), measured)
+            cur = self.conn.executemany(sql, rows)
             count += cur.rowcount
         return count
 
@@ -173,8 +193,8 @@ class HubStore:
 
     def insert_event(self, event: Event, received_ms: int) -> None:
         self.conn.execute(
-            "INSERT INTO events(node, ts_ms, received_ms, kind, severity, source, message, value, labels, details)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events(node, ts_ms, received_ms, kind, severity, source, message, value, labels, details,"
+            " session, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 event.node,
                 event.ts_ms,
@@ -186,6 +206,8 @@ class HubStore:
                 event.value if event.value is None or math.isfinite(event.value) else None,
                 orjson.dumps(event.labels).decode(),
                 orjson.dumps(event.details, default=_json_default).decode(),
+                event.session,
+                event.seq,
             ),
         )
 
@@ -209,7 +231,7 @@ class HubStore:
             "nodes_online": one("SELECT COUNT(*) FROM nodes WHERE online = 1"),
             "devices": one("SELECT COUNT(*) FROM devices"),
             "metrics": one("SELECT COUNT(*) FROM metrics"),
-            "frames": one("SELECT COUNT(*) FROM frames"),
+            "frames": one("SELECT COUNT(*) FROM frames WHERE event = 0"),
             "readings": one("SELECT COUNT(*) FROM readings"),
             "backfill_frames": one("SELECT COUNT(*) FROM frames WHERE backfill = 1"),
             "events": one("SELECT COUNT(*) FROM events"),
@@ -223,7 +245,7 @@ class HubStore:
         rows = self.conn.execute(
             "SELECT n.name, n.role, n.online, n.session, n.connects, n.last_seen_ms,"
             " COUNT(f.seq), COALESCE(SUM(f.readings), 0)"
-            " FROM nodes n LEFT JOIN frames f ON f.node_id = n.id GROUP BY n.id ORDER BY n.name"
+            " FROM nodes n LEFT JOIN frames f ON f.node_id = n.id AND f.event = 0 GROUP BY n.id ORDER BY n.name"
         ).fetchall()
         keys = ("node", "role", "online", "session", "connects", "last_seen_ms", "frames", "readings")
         return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -251,6 +273,12 @@ class HubStore:
         )
         keys = ("node", "ts_ms", "kind", "severity", "source", "message")
         return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+
+
+_INSERT_READING = "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq) VALUES (?, ?, ?, ?, ?)"
+_INSERT_CORRECTED = (
+    "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq, ts_corrected_ms) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 def _json_default(value: Any) -> Any:

@@ -276,3 +276,92 @@ def test_each_refused_frame_is_counted_and_good_frames_still_flow() -> None:
     assert written(hub.on_frame(readings_inbound(good[1]), NOW_MS)) == good
     assert hub.counters.frames == 2
     assert hub.counters.dead_letters == len(bad)
+
+
+# ---------------------------------------------------------------- held events (seq > 0): frames like reading batches
+
+
+def held_event(seq: int, session: int = 7, node: str = "gw-1") -> Event:
+    return Event(node=node, ts_ms=NOW_MS, kind="battery.low", severity="warning", message="3.1 V", session=session,
+                 seq=seq)  # fmt: skip
+
+
+def events_inbound(event: Event) -> Inbound:
+    return Inbound(topics.up(FLEET, event.node, "events"), encode(event))
+
+
+def test_a_held_event_waits_with_the_reading_frames_and_is_written_with_them() -> None:
+    hub = core(flush_max_frames=3)
+    first, event, last = batch(seq=1), held_event(2), batch(seq=3)
+    assert hub.on_frame(readings_inbound(first), NOW_MS) == []
+    assert hub.on_frame(events_inbound(event), NOW_MS) == []  # not a Record: it needs dedup and an ack
+    assert written(hub.on_frame(readings_inbound(last), NOW_MS)) == [first, event, last]
+    assert hub.counters.events == 1 and hub.counters.frames == 2
+
+
+def test_held_events_are_acked_in_the_same_ranges_as_reading_frames_and_counted_apart() -> None:
+    hub = core()
+    stored = [batch(seq=1), held_event(2), batch(seq=4)]
+    duplicates = [held_event(3), batch(seq=5)]
+    (effect,) = hub.on_written(stored, duplicates, readings=10, now_ms=NOW_MS)
+    assert isinstance(effect, Publish)
+    ack = decode(effect.payload)
+    assert isinstance(ack, DeliveryAck)
+    assert (ack.node, ack.session, ack.ranges) == ("gw-1", 7, [[1, 5]])
+    c = hub.counters
+    assert (c.frames_stored, c.events_stored, c.duplicates, c.event_duplicates) == (2, 1, 1, 1)
+
+
+# ---------------------------------------------------------------- timestamps: clock correction and range checks
+
+DAY_MS = 86_400_000
+YEAR_1999_MS = 915_148_800_000
+
+
+def stamped_batch(ts: list[int], received: list[int] | None = None, *, devices: int = 1) -> ReadingBatch:
+    rows = len(ts)
+    return ReadingBatch.build(
+        node="gw-1", session=7, seq=1, devices=[f"dev-{d}" for d in range(devices)], metrics=["temp", "volt"],
+        device_index=[i % devices for i in range(rows)], device_seq=list(range(1, rows + 1)), ts_ms=ts,
+        values=[[20.0] * rows, [3.3] + [math.nan] * (rows - 1)], received_ms=received,
+    )  # fmt: skip
+
+
+def test_a_batch_without_receipt_times_keeps_its_timestamps_uncorrected() -> None:
+    hub = core()
+    assert hub.stamp(stamped_batch([NOW_MS, NOW_MS + 1]), NOW_MS) is None
+    assert hub.counters.ts_corrected == 0 and hub.clocks.devices == 0
+
+
+def test_receipt_times_correct_each_devices_clock() -> None:
+    hub = core()
+    ts = [NOW_MS - 30_000, NOW_MS + 45_000, NOW_MS - 30_000 + 60_000, NOW_MS + 45_000 + 60_000]
+    received = [NOW_MS + 200, NOW_MS + 100, NOW_MS + 60_200, NOW_MS + 60_100]  # dev-0 30 s slow, dev-1 45 s fast
+    corrected = hub.stamp(stamped_batch(ts, received, devices=2), NOW_MS)
+    assert corrected == [NOW_MS + 200, NOW_MS + 100, NOW_MS + 60_200, NOW_MS + 60_100]  # the best lag per device
+    assert hub.counters.ts_corrected == 4
+
+
+@pytest.mark.parametrize(
+    ("ts", "out_of_range"),
+    [
+        ([NOW_MS + DAY_MS - 1, NOW_MS, NOW_MS - 5 * DAY_MS], 0),  # up to a day ahead and any past since 2000: fine
+        ([NOW_MS + DAY_MS + 1, NOW_MS, NOW_MS], 2),  # first row: both metrics measured
+        ([NOW_MS, YEAR_1999_MS, NOW_MS + 3 * DAY_MS], 2),  # one reading each: the second metric is NaN
+    ],
+)
+def test_readings_stamped_far_ahead_of_the_hub_or_before_2000_are_counted(ts: list[int], out_of_range: int) -> None:
+    hub = core()
+    assert hub.stamp(stamped_batch(ts), NOW_MS) is None  # counted only: the store keeps every reading
+    assert hub.counters.ts_out_of_range == out_of_range
+
+
+def test_the_range_check_judges_the_corrected_time_when_there_is_one() -> None:
+    hub = core()
+    ahead = [NOW_MS + 3 * DAY_MS, NOW_MS + 3 * DAY_MS + 60_000]  # a clock three days fast...
+    corrected = hub.stamp(stamped_batch(ahead, [NOW_MS, NOW_MS + 60_000]), NOW_MS)  # ...received just now
+    assert corrected == [NOW_MS, NOW_MS + 60_000]
+    assert hub.counters.ts_out_of_range == 0
+    unset = [YEAR_1999_MS + 7, YEAR_1999_MS + 60_007]
+    hub.stamp(stamped_batch(unset, [YEAR_1999_MS + 10, YEAR_1999_MS + 60_010]), NOW_MS)  # receipt says 1999 too
+    assert hub.counters.ts_out_of_range == 3

@@ -130,11 +130,11 @@ def test_a_failed_write_leaves_no_stale_names_behind(store: HubStore, monkeypatc
     real_insert = store._insert_readings
     calls = []
 
-    def fail_on_second(frame: ReadingBatch) -> int:
+    def fail_on_second(frame: ReadingBatch, corrected: list[int] | None = None) -> int:
         calls.append(frame)
         if len(calls) == 2:
             raise OverflowError("disk says no")
-        return real_insert(frame)
+        return real_insert(frame, corrected)
 
     monkeypatch.setattr(store, "_insert_readings", fail_on_second)
     with pytest.raises(OverflowError):
@@ -301,3 +301,90 @@ def test_stats_and_per_node_sum_up_the_store(store: HubStore) -> None:
         {"node": "gw-2", "role": None, "online": 0, "session": None, "connects": None, "last_seen_ms": None,
          "frames": 1, "readings": 3},
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- held events: one seq space with reading frames
+
+
+def held_event(seq: int, session: int = 7) -> Event:
+    return Event(node="gw-1", ts_ms=NOW_MS, kind="door.open", severity="info", message="m", session=session, seq=seq)
+
+
+def test_a_held_event_is_stored_once_however_often_it_comes(store: HubStore) -> None:
+    first = store.write_frames([batch(seq=1), held_event(2), held_event(2)], NOW_MS)
+    again = store.write_frames([held_event(2), batch(seq=3)], NOW_MS + 1)
+    assert first.stored == [batch(seq=1), held_event(2)]
+    assert first.duplicates == [held_event(2)]
+    assert again.stored == [batch(seq=3)] and again.duplicates == [held_event(2)]
+    rows = store.conn.execute("SELECT kind, session, seq, received_ms FROM events").fetchall()
+    assert rows == [("door.open", 7, 2, NOW_MS)]
+    assert store.stats()["frames"] == 2  # reading frames; the event's identity row is not one
+    assert store.per_node()[0]["frames"] == 2
+
+
+def test_an_event_reusing_a_reading_frames_seq_is_a_duplicate(store: HubStore) -> None:
+    store.write_frames([batch(seq=5)], NOW_MS)
+    result = store.write_frames([held_event(5), held_event(5, session=8)], NOW_MS)
+    assert result.duplicates == [held_event(5)]  # one seq space per node and session
+    assert result.stored == [held_event(5, session=8)]
+    assert count(store, "events") == 1
+
+
+def test_fire_and_forget_events_keep_their_zero_identity(store: HubStore) -> None:
+    store.insert_event(Event(node="gw-1", ts_ms=NOW_MS, kind="a.b", severity="info", message="m"), NOW_MS)
+    assert store.conn.execute("SELECT session, seq FROM events").fetchone() == (0, 0)
+    assert count(store, "frames") == 0
+
+
+# ---------------------------------------------------------------- corrected timestamps
+
+
+def corrected_rows(store: HubStore) -> list[tuple[int, int | None]]:
+    sql = "SELECT ts_ms, ts_corrected_ms FROM readings WHERE metric_id = 1 ORDER BY rowid"
+    return store.conn.execute(sql).fetchall()
+
+
+def test_corrected_timestamps_are_stored_beside_the_device_ones(store: HubStore) -> None:
+    frame = batch(seq=1)  # four rows
+    store.write_frames([frame], NOW_MS, stamp=lambda f: [7, 8, 9, 10])
+    assert corrected_rows(store) == [(NOW_MS + 1000 + i, 7 + i) for i in range(4)]
+    volt = store.conn.execute("SELECT ts_corrected_ms FROM readings WHERE metric_id = 2 ORDER BY rowid").fetchall()
+    assert volt == [(8,), (9,), (10,)]  # the NaN cell of row 0 is not a reading
+
+
+def test_without_a_correction_the_column_is_null(store: HubStore) -> None:
+    store.write_frames([batch(seq=1)], NOW_MS)
+    store.write_frames([batch(seq=2)], NOW_MS, stamp=lambda f: None)
+    assert {c for _, c in corrected_rows(store)} == {None}
+
+
+def test_only_new_frames_are_stamped(store: HubStore) -> None:
+    stamped: list[int] = []
+
+    def stamp(frame: ReadingBatch) -> list[int] | None:
+        stamped.append(frame.seq)
+        return None
+
+    store.write_frames([batch(seq=1), batch(seq=2)], NOW_MS, stamp=stamp)
+    store.write_frames([batch(seq=2), batch(seq=3), batch(seq=1)], NOW_MS, stamp=stamp)
+    assert stamped == [1, 2, 3]  # a duplicate must not feed the clock estimate twice
+
+
+def test_a_store_of_schema_2_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    from pymonitor.store import open_store
+    from pymonitor.store.hub_schema import HUB_MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    old = open_store(path, HUB_MIGRATIONS[:2]).db.conn
+    old.execute("INSERT INTO nodes(id, name) VALUES (1, 'gw-1')")
+    old.execute("INSERT INTO readings VALUES (1, 1, ?, 20.5, 1)", (NOW_MS,))
+    old.execute("INSERT INTO frames VALUES (1, 7, 1, 1, 1, ?, 0)", (NOW_MS,))
+    old.close()
+    store = HubStore(path)
+    try:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert corrected_rows(store) == [(NOW_MS, None)]
+        assert store.conn.execute("SELECT event FROM frames").fetchall() == [(0,)]
+        assert store.write_frames([batch(seq=1), batch(seq=2)], NOW_MS).duplicates == [batch(seq=1)]  # still deduped
+    finally:
+        store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ class HubActor(SupervisedActor):
             self._schedule_flush()
         elif isinstance(message, GetStats):
             assert self.store is not None
-            return {"counters": vars(self.core.counters).copy(), "store": self.store.stats()}
+            clocks = {"devices": self.core.clocks.devices, "resets": self.core.clocks.resets}
+            return {"counters": vars(self.core.counters).copy(), "clocks": clocks, "store": self.store.stats()}
         return None
 
     def _schedule_flush(self) -> None:
@@ -101,7 +103,7 @@ class HubActor(SupervisedActor):
         for effect in effects:
             if isinstance(effect, WriteFrames):
                 now = self.clock.now_ms()
-                result = store.write_frames(effect.frames, now, effect.traffic)
+                result = store.write_frames(effect.frames, now, effect.traffic, partial(self.core.stamp, now_ms=now))
                 self._run(self.core.on_written(result.stored, result.duplicates, result.readings, now))
             elif isinstance(effect, Publish):
                 self.publish(effect.topic, effect.payload, effect.retain)

@@ -4,12 +4,19 @@ No I/O here: the core returns effects (write these frames, publish this ack, kee
 letter) that the actor carries out. Dedup itself is the store's job (one transaction per
 flush, keyed on (node, session, seq)); the core acknowledges stored *and* duplicate frames,
 because a duplicate means the node missed an earlier ack and must stop resending.
+
+An event with ``seq > 0`` waited in its node's durable outbox: it is a frame like a reading
+batch (one seq space per node), so it joins the pending frames, is deduplicated in the same
+transaction and acknowledged in the same ack. The store asks :meth:`HubCore.stamp` for the
+timestamps of each *new* reading frame: corrected device clocks, and out-of-range counts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from pymonitor.actors.runtime.intake import Accepted, Inbound, accept, dead_letter
 from pymonitor.broker import topics
@@ -26,12 +33,20 @@ from pymonitor.messages import (
 )
 from pymonitor.store.hub_store import TrafficRow
 
+from .clocks import ClockReconciler
 from .traffic import TrafficLedger
+
+FUTURE_LIMIT_MS = 86_400_000
+"""A reading stamped more than a day after the hub's now is out of range (counted, still stored)."""
+EARLIEST_TS_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: anything earlier is a clock that was never set (counted, still stored)."""
+
+Frame = ReadingBatch | Event  # what the store deduplicates on (node, session, seq)
 
 
 @dataclass(frozen=True, slots=True)
 class WriteFrames:
-    frames: list[ReadingBatch]
+    frames: list[Frame]
     traffic: list[TrafficRow] = field(default_factory=list)  # written in the same transaction
 
 
@@ -62,8 +77,12 @@ class HubCounters:
     births: int = 0
     deaths: int = 0
     events: int = 0
+    events_stored: int = 0  # events with seq > 0 stored (once)
+    event_duplicates: int = 0  # events with seq > 0 seen again: acked, not stored
     acks: int = 0
     ignored: int = 0
+    ts_corrected: int = 0  # rows whose device timestamp was corrected (their batch had received_ms)
+    ts_out_of_range: int = 0  # readings stamped > 1 day ahead of the hub or before 2000 (still stored)
 
 
 @dataclass
@@ -74,13 +93,14 @@ class HubCore:
     node: str
     flush_max_frames: int = 256
     max_frame_bytes: int = MAX_FRAME_BYTES
-    pending: list[ReadingBatch] = field(default_factory=list)
+    pending: list[Frame] = field(default_factory=list)
     counters: HubCounters = field(default_factory=HubCounters)
     flush_interval_ms: int = 200
     flush_max_rows: int = 100_000
     pending_rows: int = 0
     pending_since_ms: int = 0
     traffic: TrafficLedger = field(default_factory=TrafficLedger)
+    clocks: ClockReconciler = field(default_factory=ClockReconciler)
 
     def _flush_due(self, now_ms: int) -> bool:
         # Checked on every frame: under load the flush timer's tick waits behind frames in the
@@ -116,11 +136,8 @@ class HubCore:
         msg, kind = accepted.message, accepted.topic.kind
         if isinstance(msg, ReadingBatch) and kind in ("readings", "backfill"):
             self.counters.frames += 1
-            if not self.pending:
-                self.pending_since_ms = now_ms
-            self.pending.append(msg)
             self.pending_rows += msg.rows
-            return self.on_flush(now_ms) if self._flush_due(now_ms) else []
+            return self._pend(msg, now_ms)
         if isinstance(msg, NodeBirth) and kind == "state":
             self.counters.births += 1
             return [Record(msg)]
@@ -129,12 +146,18 @@ class HubCore:
             return [Record(msg)]
         if isinstance(msg, Event) and kind == "events":
             self.counters.events += 1
-            return [Record(msg)]
+            return self._pend(msg, now_ms) if msg.seq > 0 else [Record(msg)]
         if isinstance(msg, DeadLetter) and kind == "deadletter":
             self.counters.ignored += 1  # another node's dead letter: already recorded where it happened
             return []
         reason = f"MessageError: a {type(msg).__name__} does not belong on a {kind!r} topic"
         return self._refuse(dead_letter(self.node, inbound.topic, inbound.payload, reason, now_ms))
+
+    def _pend(self, frame: Frame, now_ms: int) -> list[Effect]:
+        if not self.pending:
+            self.pending_since_ms = now_ms
+        self.pending.append(frame)
+        return self.on_flush(now_ms) if self._flush_due(now_ms) else []
 
     def on_flush(self, now_ms: int) -> list[Effect]:
         """Hand pending frames to the store (the actor calls :meth:`on_written` after commit)."""
@@ -144,12 +167,31 @@ class HubCore:
         self.pending_rows = 0
         return [WriteFrames(frames, self.traffic.drain())]
 
-    def on_written(
-        self, stored: list[ReadingBatch], duplicates: list[ReadingBatch], readings: int, now_ms: int
-    ) -> list[Effect]:
-        """Acknowledge every frame of the transaction, one ack per (node, session)."""
-        self.counters.frames_stored += len(stored)
-        self.counters.duplicates += len(duplicates)
+    def stamp(self, frame: ReadingBatch, now_ms: int) -> list[int] | None:
+        """Corrected timestamps of a new frame's rows (None: the batch has no received_ms), and
+        out-of-range readings counted. Called by the store once per frame it actually stores."""
+        ts = np.cumsum(np.frombuffer(frame.ts_ms, dtype="<i8"))
+        corrected = None
+        if frame.received_ms:
+            received = np.cumsum(np.frombuffer(frame.received_ms, dtype="<i8"))
+            index = np.frombuffer(frame.device_index, dtype="<u4")
+            corrected = ts = self.clocks.reconcile(frame.devices, index, ts, received)
+            self.counters.ts_corrected += frame.rows
+        if ts.size and (ts.min() < EARLIEST_TS_MS or ts.max() > now_ms + FUTURE_LIMIT_MS):
+            bad = (ts < EARLIEST_TS_MS) | (ts > now_ms + FUTURE_LIMIT_MS)
+            for column in frame.values:
+                self.counters.ts_out_of_range += int(np.count_nonzero(~np.isnan(np.frombuffer(column, "<f8")[bad])))
+        return None if corrected is None else corrected.tolist()
+
+    def on_written(self, stored: list[Frame], duplicates: list[Frame], readings: int, now_ms: int) -> list[Effect]:
+        """Acknowledge every frame of the transaction (reading batches and held events alike), one
+        ack per (node, session)."""
+        held = sum(isinstance(f, Event) for f in stored)
+        held_again = sum(isinstance(f, Event) for f in duplicates)
+        self.counters.frames_stored += len(stored) - held
+        self.counters.events_stored += held
+        self.counters.duplicates += len(duplicates) - held_again
+        self.counters.event_duplicates += held_again
         self.counters.readings += readings
         seqs: dict[tuple[str, int], list[int]] = defaultdict(list)
         for frame in (*stored, *duplicates):
