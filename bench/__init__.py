@@ -11,12 +11,18 @@ def _ingest(argv: list[str]) -> int:
     return main(argv)
 
 
+def _clocks(argv: list[str]) -> int:
+    from .clocks import main
+
+    return main(argv)
+
+
 def _uplink(argv: list[str]) -> int:
     from .uplink import main
 
     return main(argv)
 
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"ingest": _ingest, "uplink": _uplink}
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"ingest": _ingest, "uplink": _uplink, "clocks": _clocks}
 
 __all__ = ["BENCHMARKS"]

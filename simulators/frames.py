@@ -21,7 +21,8 @@ def _deltas(column: NDArray[np.int64]) -> bytes:
 def block_to_batch(
     block: SampleBlock, *, node: str, session: int, seq: int, devices: list[str], backfill: bool = False
 ) -> tuple[ReadingBatch, int]:
-    """The batch for a block and how many readings (measured cells) it carries."""
+    """The batch for a block and how many readings (measured cells) it carries (with the gateway's
+    receipt times when the block has them, so the hub can correct the device clocks)."""
     values = np.ascontiguousarray(block.values, dtype="<f8")
     batch = ReadingBatch(
         node=node,
@@ -35,5 +36,6 @@ def block_to_batch(
         ts_ms=_deltas(block.ts_ms),
         values=[values[i].tobytes() for i in range(len(METRICS))],
         backfill=backfill,
+        received_ms=b"" if block.received_ms is None else _deltas(block.received_ms),
     )
     return batch, int(np.count_nonzero(~np.isnan(values)))

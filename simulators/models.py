@@ -6,6 +6,12 @@ Timing: sample ``s`` (s >= 1) of device ``i`` is taken at ``start_ms + phase_ms[
 with ``phase_ms`` drawn once in ``[1, interval_ms]``. So after ``sample_until(start_ms + k * interval_ms)``
 every device has exactly ``k`` samples, and devices do not all sample in the same millisecond.
 
+Clocks (opt-in, ``clock_error=True``): ``ts_ms`` is then what each device's own clock read, off by
+up to 2 min, drifting up to 100 ppm and stepping up to 10 min at rare reboots; ``true_ts_ms`` is
+the truth and ``received_ms`` when the gateway got the sample (radio delay, sometimes minutes in a
+device buffer). A block still holds the samples *measured* by ``now_ms``: a receipt may lie after
+it. Without it, ``ts_ms`` is the truth and the other two are None.
+
 Determinism: parameters come from generators seeded with ``(seed, site_index)`` (site) and
 ``(seed, site_index, crc32 of the device names)`` (bank); per-sample noise is drawn from the bank's
 generator in each call. Two banks built alike and fed the same sequence of ``sample_until`` calls
@@ -15,6 +21,7 @@ gives the same (device, seq, ts) rows but other noise.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -41,16 +48,26 @@ V_KNEE, Q_KNEE = 2.7, 0.85  # slow linear fall until 85 % used, then a steep fal
 V_EMPTY = 2.0  # floor: a reading never goes below it
 BATTERY_NOISE_V = 0.005
 _AR_LOG_SPAN = 18.0  # chunk the AR(1) scan so a**-j stays below e**18 (no overflow, ~1e-13 error)
+CLOCK_OFFSET_MAX_MS = 120_000  # device clocks start up to 2 min off...
+CLOCK_DRIFT_MAX_PPM = 100.0  # ...run up to 100 ppm fast or slow (cheap crystals)...
+REBOOTS_PER_DAY = 0.25  # ...and step up to 10 min when the device restarts, rarely
+REBOOT_STEP_MAX_MS = 600_000
+RADIO_DELAY_MEAN_MS = 300.0  # exponential: most samples arrive at once
+BUFFERED_FRACTION = 0.05  # samples that wait in the device's buffer first...
+BUFFERED_MAX_MS = 600_000  # ...for up to 10 min (uniform)
+_CLOCK_STREAM = 1  # extra seed word: clock parameters never shift the signal parameters
 
 
 @dataclass(frozen=True, slots=True)
 class SampleBlock:
-    """Samples of many devices, columnar, rows ordered by ``ts_ms`` (ties by device index)."""
+    """Samples of many devices, columnar, rows ordered by true measurement time (ties by device index)."""
 
     device_index: NDArray[np.uint32]  # index into the bank's device list
     device_seq: NDArray[np.int64]  # per-device sample counter: 1, 2, 3, ...
-    ts_ms: NDArray[np.int64]  # measurement time
+    ts_ms: NDArray[np.int64]  # measurement time, as the device's clock read it
     values: NDArray[np.float64]  # shape (len(METRICS), rows); NaN = not measured
+    true_ts_ms: NDArray[np.int64] | None = None  # with clock errors: the true measurement time
+    received_ms: NDArray[np.int64] | None = None  # with clock errors: when the gateway got the sample
 
     @property
     def rows(self) -> int:
@@ -82,12 +99,22 @@ class DeviceBank:
     """All devices behind one gateway: per-device parameters and state as flat arrays."""
 
     __slots__ = (
-        "_ar_a", "_ar_b", "_burst_amp", "_burst_end_p", "_burst_p", "_burst_until", "_dq_20c", "_first_ms",
-        "_interval_s", "_next_seq", "_rh_base", "_rng", "_temp_amp", "_temp_offset", "_total", "_used", "_v_full",
-        "_vib_sigma", "_weather", "devices", "interval_ms", "site_base_c",
+        "_ar_a", "_ar_b", "_burst_amp", "_burst_end_p", "_burst_p", "_burst_until", "_clock_drift", "_clock_offset",
+        "_clock_t0", "_dq_20c", "_first_ms", "_interval_s", "_next_seq", "_reboot_p", "_rh_base", "_rng",
+        "_temp_amp", "_temp_offset", "_total", "_used", "_v_full", "_vib_sigma", "_weather", "devices", "interval_ms",
+        "site_base_c",
     )  # fmt: skip
 
-    def __init__(self, devices: list[str], *, seed: int, start_ms: int, interval_s: float, site_index: int = 0) -> None:
+    def __init__(
+        self,
+        devices: list[str],
+        *,
+        seed: int,
+        start_ms: int,
+        interval_s: float,
+        site_index: int = 0,
+        clock_error: bool = False,
+    ) -> None:
         if not devices:
             raise ValueError("DeviceBank: devices must not be empty")
         if len(set(devices)) != len(devices):
@@ -125,6 +152,14 @@ class DeviceBank:
         self._v_full = rng.uniform(3.0, 3.6, n)
         self._dq_20c = self._interval_s / (_log_uniform(rng, *BATTERY_LIFE_DAYS_AT_20C, n) * 86_400.0)
         self._used = np.zeros(n, dtype=np.float64)  # fraction of capacity used
+        self._clock_t0 = start_ms
+        self._reboot_p = -math.expm1(-REBOOTS_PER_DAY * self._interval_s / 86_400.0)
+        self._clock_offset: NDArray[np.float64] | None = None
+        self._clock_drift: NDArray[np.float64] | None = None
+        if clock_error:
+            clock = np.random.default_rng([seed, site_index, names_crc, _CLOCK_STREAM])
+            self._clock_offset = clock.uniform(-CLOCK_OFFSET_MAX_MS, CLOCK_OFFSET_MAX_MS, n)  # steps at reboots
+            self._clock_drift = clock.uniform(-CLOCK_DRIFT_MAX_PPM, CLOCK_DRIFT_MAX_PPM, n) * 1e-6
 
     def total_samples(self) -> int:
         """Samples generated so far, summed over devices."""
@@ -246,11 +281,25 @@ class DeviceBank:
         order = np.lexsort((device_index, ts_flat))
         self._next_seq += take_all
         self._total += r
-        return SampleBlock(
+        block = SampleBlock(
             device_index=device_index[order],
             device_seq=flat(seq)[order],
             ts_ms=ts_flat[order],
             values=values[:, order],
+        )
+        if self._clock_offset is None or self._clock_drift is None:
+            return block
+        # Device clocks: an offset that steps at reboots, plus drift; receipt after a radio delay.
+        draws = rng.random((2, r))
+        steps = rng.uniform(-REBOOT_STEP_MAX_MS, REBOOT_STEP_MAX_MS, r) * (draws[0] < self._reboot_p)
+        offset = self._clock_offset[dev] + np.cumsum(grid(steps), axis=0)
+        self._clock_offset[dev] = offset[last]
+        device_ts = flat(np.rint(ts + offset + self._clock_drift[dev] * (ts - self._clock_t0)).astype(np.int64))
+        delay = rng.exponential(RADIO_DELAY_MEAN_MS, r)
+        delay += (draws[1] < BUFFERED_FRACTION) * rng.uniform(0.0, BUFFERED_MAX_MS, r)
+        received = ts_flat + np.rint(delay).astype(np.int64)
+        return dataclasses.replace(
+            block, ts_ms=device_ts[order], true_ts_ms=block.ts_ms, received_ms=received[order]
         )
 
 

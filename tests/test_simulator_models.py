@@ -306,3 +306,72 @@ def test_hundred_thousand_devices_fit_in_compact_state() -> None:
     rows = sum(bank.sample_until(START_MS + 60_000).rows for bank in banks)
     assert rows == 100_000
     assert sum(bank.state_nbytes() for bank in banks) < 200 * 1024 * 1024
+
+
+# --- DeviceBank: clock errors (opt-in) ----------------------------------------------------------------------------
+
+
+def _clock_bank(n: int = 50, *, seed: int = 7) -> DeviceBank:
+    return DeviceBank([f"dev-{i:06d}" for i in range(n)], seed=seed, start_ms=START_MS, interval_s=60,
+                      clock_error=True)  # fmt: skip
+
+
+def test_clocks_are_true_unless_clock_errors_are_asked_for() -> None:
+    plain = _bank(20, interval_s=60).sample_until(START_MS + DAY_MS)
+    assert plain.true_ts_ms is None and plain.received_ms is None
+    clocked = _clock_bank(20).sample_until(START_MS + DAY_MS)
+    assert clocked.true_ts_ms is not None
+    assert np.array_equal(clocked.true_ts_ms, plain.ts_ms)  # same sampling times and rows...
+    assert np.array_equal(clocked.values, plain.values, equal_nan=True)  # ...and the same signals
+    assert not np.array_equal(clocked.ts_ms, plain.ts_ms)
+
+
+def test_device_clocks_are_offset_drift_and_step_at_rare_reboots() -> None:
+    block = _clock_bank(50).sample_until(START_MS + 20 * DAY_MS)
+    assert block.true_ts_ms is not None
+    skew = (block.ts_ms - block.true_ts_ms).astype(np.float64)
+    steps = drifts = 0
+    for d in range(50):
+        mine = skew[block.device_index == d]
+        assert abs(mine[0]) <= 120_000 + 10
+        jumps = np.diff(mine)
+        step = np.abs(jumps) > 1_000  # drift moves a clock by at most 6 ms a minute
+        steps += int(step.sum())
+        assert np.abs(jumps[step]).max(initial=0) <= 600_000
+        calm = jumps[~step]
+        ppm = calm.mean() / 60_000 * 1e6
+        assert abs(ppm) <= 100.5
+        drifts += abs(ppm) > 10
+    assert 0 < steps < 50 * 20  # about one reboot per device in four days
+    assert drifts > 30
+
+
+def test_samples_reach_the_gateway_after_a_radio_delay_and_some_after_minutes_in_a_buffer() -> None:
+    block = _clock_bank(50).sample_until(START_MS + 2 * DAY_MS)
+    assert block.true_ts_ms is not None and block.received_ms is not None
+    delay = block.received_ms - block.true_ts_ms
+    assert delay.min() >= 0 and delay.max() <= 600_000 + 10_000
+    assert 150 < np.median(delay) < 300  # exponential, mean 300 ms: median ~208 ms
+    assert 0.04 < np.mean(delay > 5_000) < 0.06  # the buffered 5 %
+
+
+def test_clock_errors_are_deterministic_for_a_seed() -> None:
+    a, b, c = (_clock_bank(30, seed=s).sample_until(START_MS + DAY_MS) for s in (3, 3, 4))
+    assert a.received_ms is not None and b.received_ms is not None
+    assert np.array_equal(a.ts_ms, b.ts_ms) and np.array_equal(a.received_ms, b.received_ms)
+    assert not np.array_equal(a.ts_ms, c.ts_ms)
+
+
+def test_a_block_with_receipt_times_becomes_a_batch_that_carries_them() -> None:
+    from pymonitor.simulators.frames import block_to_batch
+
+    bank = _clock_bank(10)
+    block = bank.sample_until(START_MS + 3_600_000)
+    batch, readings = block_to_batch(block, node="gw-1", session=1, seq=1, devices=bank.devices)
+    cols = batch.columns()
+    assert block.received_ms is not None
+    assert cols.received_ms == block.received_ms.tolist()
+    assert cols.ts_ms == block.ts_ms.tolist()
+    plain, _ = block_to_batch(_bank(10).sample_until(START_MS + 60_000), node="gw-1", session=1, seq=1,
+                              devices=bank.devices)  # fmt: skip
+    assert plain.received_ms == b"" and plain.columns().received_ms is None
