@@ -11,6 +11,18 @@ def _ingest(argv: list[str]) -> int:
     return main(argv)
 
 
+def _crash(argv: list[str]) -> int:
+    from .crash import main
+
+    return main(argv)
+
+
+def _offline(argv: list[str]) -> int:
+    from .offline import main
+
+    return main(argv)
+
+
 def _clocks(argv: list[str]) -> int:
     from .clocks import main
 
@@ -23,6 +35,12 @@ def _uplink(argv: list[str]) -> int:
     return main(argv)
 
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"ingest": _ingest, "uplink": _uplink, "clocks": _clocks}
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "ingest": _ingest,
+    "uplink": _uplink,
+    "crash": _crash,
+    "offline": _offline,
+    "clocks": _clocks,
+}
 
 __all__ = ["BENCHMARKS"]

@@ -190,14 +190,20 @@ def simulate(
     speed: Annotated[float, typer.Option(help="Clock speed: 60 = one simulated minute per second.")] = 1.0,
     seed: int = 1,
     fleet: str = "default",
+    outbox_dir: Annotated[
+        Path | None, typer.Option(help="Keep each gateway's outbox in a file here (survives kill -9).")
+    ] = None,
     seconds: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Run a simulated fleet (N devices behind G gateways) against a broker."""
+    simulator: dict[str, object] = {"devices": devices, "gateways": gateways, "interval_s": interval, "seed": seed}
+    if outbox_dir is not None:
+        simulator["outbox_dir"] = str(outbox_dir)
     data = {
         "node": {"name": "simulator", "fleet": fleet},
         "broker": {"url": broker},
         "clock": {"speed": speed},
-        "simulator": {"devices": devices, "gateways": gateways, "interval_s": interval, "seed": seed},
+        "simulator": simulator,
     }
     _run_options(data, seconds)
 

@@ -40,6 +40,7 @@ class BrokerSection(msgspec.Struct, forbid_unknown_fields=True):
 
 class ClockSection(msgspec.Struct, forbid_unknown_fields=True):
     speed: PositiveFloat = 1.0
+    start_ms: Annotated[int, msgspec.Meta(ge=0)] | None = None  # an accelerated clock starts here (a replay)
 
 
 class HubSection(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,6 +58,11 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     max_rows_per_frame: Positive = 4096
     ack_timeout_s: PositiveFloat = 10.0
     compression: Literal["none", "zstd", "zlib"] = "none"
+    alerts: bool = True  # threshold alerts (battery low, vibration high) sent as events
+    outbox_dir: str | None = None  # one durable outbox file per gateway here; None = in memory
+    outbox_cap_mb: Positive = 256  # per gateway, on disk
+    durability: Literal["normal", "full"] = "normal"  # "full": fsync each commit (survives power loss)
+    live_window_s: PositiveFloat = 60.0  # after an outage, older frames drain as backfill
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,6 +20,8 @@ def min_max(packed: bytes) -> int:
     values = unpack_deltas(packed)
     low, high = min(values), max(values)
     return low if -low > high else high
+
+
 UINT32_BYTES = 4
 
 

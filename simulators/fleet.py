@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -11,8 +12,10 @@ from pymonitor.actors.runtime.clock import Clock
 from pymonitor.actors.runtime.supervisor import Supervisor
 from pymonitor.broker import BrokerAddress, NetworkLoop
 
-from .gateway import GatewayActor, GatewaySettings, SetLink, StopSampling
+from .gateway import DURABLE_CAP_BYTES, LIVE_WINDOW_S, GatewayActor, GatewaySettings, SetLink, StopSampling
 from .layout import FleetLayout, plan_fleet
+
+STATUS_TIMEOUT_S = 5.0
 
 
 class FleetSimulator:
@@ -32,12 +35,20 @@ class FleetSimulator:
         max_rows_per_frame: int = 4096,
         ack_timeout_s: float = 10.0,
         compression: str | None = None,
+        alerts: bool = True,
+        outbox_dir: str | Path | None = None,
+        outbox_cap_bytes: int = DURABLE_CAP_BYTES,
+        durability: str = "normal",
+        live_window_s: float = LIVE_WINDOW_S,
     ) -> None:
         self.layout: FleetLayout = plan_fleet(fleet=fleet, devices=devices, gateways=gateways, seed=seed)
         self.address = address
         self.clock = clock
         self.supervisor = supervisor
         self.netloop = NetworkLoop("fleet-netloop")
+        self.durable = outbox_dir is not None
+        if outbox_dir is not None:
+            Path(outbox_dir).mkdir(parents=True, exist_ok=True)
         start_ms = clock.now_ms()
         site_numbers = {site: n for n, site in enumerate(sorted(set(self.layout.sites)))}
         self.settings = [
@@ -52,6 +63,11 @@ class FleetSimulator:
                 max_rows_per_frame=max_rows_per_frame,
                 ack_timeout_s=ack_timeout_s,
                 compression=compression,
+                alerts=alerts,
+                outbox_path=None if outbox_dir is None else str(Path(outbox_dir) / f"{name}.outbox"),
+                outbox_cap_bytes=outbox_cap_bytes,
+                durability=durability,
+                live_window_s=live_window_s,
             )
             for i, name in enumerate(self.layout.gateways)
         ]
@@ -79,11 +95,31 @@ class FleetSimulator:
     def generated(self) -> int:
         return sum(s.generated[0] for s in self.settings)
 
+    def statuses(self) -> list[dict[str, Any]]:
+        """Each live gateway's own status (asked: a durable outbox belongs to its actor's thread)."""
+        out = []
+        for settings in self.settings:
+            ref = self.supervisor.ref(settings.node)
+            if ref is None or not ref.is_alive():
+                continue
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                out.append(ref.proxy().status().get(timeout=STATUS_TIMEOUT_S))
+        return out
+
     def pending_frames(self) -> int:
+        if self.durable:
+            return sum(s["pending_frames"] for s in self.statuses())
         return sum(len(s.outbox) for s in self.settings)
 
     def totals(self) -> dict[str, int]:
         """Outbox counters summed over the fleet."""
+        if self.durable:
+            statuses = self.statuses()
+            out = {"generated": self.generated(), "pending_frames": sum(s["pending_frames"] for s in statuses)}
+            for key in ("acked_readings", "resends", "evicted_readings"):
+                out[key] = sum(s[key] for s in statuses)
+            out["worst_delay_ms"] = max((s["worst_delay_ms"] for s in statuses), default=0)
+            return out
         out = {"generated": self.generated(), "pending_frames": self.pending_frames()}
         for key in ("frames", "acked_readings", "resends", "evicted_readings"):
             out[key] = sum(getattr(s.outbox.counters, key) for s in self.settings)

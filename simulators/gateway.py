@@ -12,17 +12,21 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import cbor2
+
 from pymonitor import __version__
 from pymonitor.actors.runtime.breaker import BreakerState, CircuitBreaker
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
+from pymonitor.actors.uplink import DailyBudget, LinkEstimator, UplinkPlan, plan_uplink
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
-from pymonitor.messages import DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode, encode_packed
+from pymonitor.messages import DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
+from pymonitor.messages.thinning import thin_frame
+from pymonitor.store.outbox import DurableOutbox, Priority
 
-from .frames import block_to_batch
-from .models import DeviceBank
 from .outbox import Outbox
+from .sampler import OutFrame, SamplerSpec, SiteSampler, saved_spec_fields
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,14 @@ DOWN_FRAME_MAX_BYTES = 1024 * 1024
 """Acks and commands are small; a bigger frame on the way down is refused unread."""
 MIN_TICK_REAL_S = 0.5
 """Ticks never come faster than this in real time, whatever the clock speed."""
+SEND_TICK_S = 1.0
+BUDGET_STATE_KEY = "budget"
+DURABLE_CAP_BYTES = 256 * 1024 * 1024
+LIVE_WINDOW_S = 60.0
+"""When the link comes back, frames older than this go on the backfill stream, behind live data."""
+SAMPLER_STATE_KEY = "sampler"
+LOSS_TALLIES = ("evicted_readings_", "downsampled_readings_")
+LOSS_REPORT_EVERY_MS = 10 * 60 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +79,14 @@ class GatewaySettings:
     max_rows_per_frame: int = 4096
     ack_timeout_s: float = 10.0
     compression: str | None = None  # "zstd" or "zlib": frames go out as frame.packed.v1
-    outbox: Outbox = field(default_factory=Outbox)  # survives actor restarts
-    generated: list[int] = field(default_factory=lambda: [0])  # readings generated, survives restarts
+    alerts: bool = True  # raise threshold alerts (battery low, vibration high) as events
+    outbox_path: str | None = None  # a file: frames and sampling state on disk (survive kill -9)
+    outbox_cap_bytes: int = DURABLE_CAP_BYTES
+    durability: str = "normal"  # "full": fsync per commit (power loss), see store.outbox
+    live_window_s: float = LIVE_WINDOW_S
+    daily_budget_bytes: int | None = None  # durable gateways: past its pace, sampling thins out
+    outbox: Outbox = field(default_factory=Outbox)  # in memory (when no outbox_path); survives actor restarts
+    generated: list[int] = field(default_factory=lambda: [0])  # readings buffered, survives restarts
 
 
 class GatewayActor(SupervisedActor):
@@ -87,16 +105,9 @@ class GatewayActor(SupervisedActor):
         self.clock = clock
         self.address = address
         self.netloop = netloop
-        self.outbox = settings.outbox
-        self.bank = DeviceBank(
-            settings.devices,
-            seed=settings.seed,
-            start_ms=settings.start_ms,
-            interval_s=settings.interval_s,
-            site_index=settings.site_index,
-        )
+        self.outbox: Outbox | DurableOutbox = settings.outbox
+        self.sampler: SiteSampler | None = None
         self.session = clock.now_ms()
-        self.seq = 0
         self.connects = 0
         self.breaker = CircuitBreaker(probe_timeout_ms=int(settings.ack_timeout_s * 1000))
         self.link_wanted = True
@@ -104,14 +115,61 @@ class GatewayActor(SupervisedActor):
         self.dead_letters = 0
         self.bridge: MqttBridge | None = None
         self._timer: TimerHandle | None = None
-        self.tick_s = max(settings.interval_s, MIN_TICK_REAL_S * clock.speed)
+        self._reported_losses = 0
+        self._last_loss_report_ms: int | None = None
+        self.estimator = LinkEstimator(initial_ack_timeout_ms=int(settings.ack_timeout_s * 1000))
+        self.budget = DailyBudget(settings.daily_budget_bytes)
+        self.plan: UplinkPlan | None = None
+        self._next_sample_ms = 0
+        # A durable gateway (a remote site) sends on a short tick, clocked by acks in between; it samples
+        # once per interval, so frames stay full. A simulated fleet's in-memory gateways do both per interval.
+        tick = SEND_TICK_S if settings.outbox_path else settings.interval_s
+        self.tick_s = max(min(tick, settings.interval_s), MIN_TICK_REAL_S * clock.speed)
 
     # lifecycle
 
     def start_role(self) -> None:
+        self.sampler = self._open_outbox()
         self.bridge = self._new_bridge()
         self.bridge.start()
         self._schedule()
+
+    def _spec(self, start_ms: int) -> SamplerSpec:
+        s = self.settings
+        return SamplerSpec(s.fleet, s.node, s.devices, s.seed, s.site_index, s.interval_s, start_ms)
+
+    def _open_outbox(self) -> SiteSampler:
+        """The in-memory outbox, or the file: then carry on from the state saved with its last frame."""
+        s = self.settings
+        options = {"max_rows_per_frame": s.max_rows_per_frame, "compression": s.compression, "alerts": s.alerts}
+        if s.outbox_path is None:
+            return SiteSampler(self._spec(s.start_ms), session=self.session, **options)  # type: ignore[arg-type]
+        box = DurableOutbox(s.outbox_path, cap_bytes=s.outbox_cap_bytes, durability=s.durability, thinner=thin_frame)
+        self.outbox = box
+        saved = box.state().get(SAMPLER_STATE_KEY)
+        start_ms, last_session = saved_spec_fields(saved) if saved else (s.start_ms, 0)
+        self.session = max(self.session, last_session + 1)  # a restart is a new session, even within a ms
+        sampler = SiteSampler(self._spec(start_ms), session=self.session, **options)  # type: ignore[arg-type]
+        if saved:
+            sampler.restore(saved)
+        if budget := box.state().get(BUDGET_STATE_KEY):
+            self.budget = DailyBudget.from_state(cbor2.loads(budget), s.daily_budget_bytes)
+        box.save_state({SAMPLER_STATE_KEY: sampler.snapshot()})
+        self.settings.generated[0] = box.tallies().get("readings", 0)
+        self._reported_losses = self._losses()
+        if box.set_aside is not None:
+            log.error("%s: outbox file was corrupt; kept aside as %s, started a fresh one", s.node, box.set_aside)
+            self._buffer(
+                sampler.event(
+                    self.clock.now_ms(),
+                    "outbox.corrupt",
+                    "error",
+                    f"outbox file was corrupt and was set aside as {box.set_aside.name}; started empty",
+                    {},
+                ),
+                None,
+            )
+        return sampler
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -120,13 +178,19 @@ class GatewayActor(SupervisedActor):
             now = self.clock.now_ms()
             death = NodeDeath(node=self.settings.node, session=self.session, reason="shutdown", ts_ms=now)
             self.bridge.stop(goodbye=(topics.state(self.settings.fleet, self.settings.node), encode(death)))
+        self._close_outbox()
 
     def on_failure(self, *args: Any) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self.bridge is not None:
             self.bridge.stop()
+        self._close_outbox()
         super().on_failure(*args)
+
+    def _close_outbox(self) -> None:
+        if isinstance(self.outbox, DurableOutbox):
+            self.outbox.close()
 
     def _new_bridge(self) -> MqttBridge:
         fleet, node = self.settings.fleet, self.settings.node
@@ -165,53 +229,124 @@ class GatewayActor(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Tick):
-            if self.sampling:
+            now = self.clock.now_ms()
+            if self.sampling and now >= self._next_sample_ms:
+                self._next_sample_ms = now + int(self.settings.interval_s * 1000)
                 self._sample()
             self._send()
+            self._save_budget()
             self._schedule()
         elif isinstance(message, Inbound):
             self._inbound(message)
         elif isinstance(message, LinkChanged):
             if message.connected:
-                self.outbox.mark_unsent(before_connection=message.connection)
-                self._send()
+                self._on_reconnect(message.connection)
+            else:
+                self.estimator.link_lost()
         elif isinstance(message, SetLink):
             self._set_link(message.up)
         elif isinstance(message, StopSampling):
             self.sampling = False
         return None
 
-    def _sample(self) -> None:
+    def _on_reconnect(self, connection: int) -> None:
+        self.outbox.mark_unsent(before_connection=connection)
+        if isinstance(self.outbox, DurableOutbox):
+            # What waited out the outage is history now: it drains on the backfill stream, behind live data.
+            self.outbox.demote_live(self.clock.now_ms() - int(self.settings.live_window_s * 1000))
+        self._send()
+
+    def _buffer(self, frame: OutFrame, state: bytes | None) -> None:
         now = self.clock.now_ms()
-        while True:
-            block = self.bank.sample_until(now, self.settings.max_rows_per_frame)
-            if block.rows == 0:
-                return
-            self.seq += 1
-            batch, readings = block_to_batch(
-                block, node=self.settings.node, session=self.session, seq=self.seq, devices=self.settings.devices
-            )
-            codec = self.settings.compression
-            payload = encode_packed(batch, codec) if codec else encode(batch)
-            self.outbox.add(self.session, self.seq, payload, readings, now)
-            self.settings.generated[0] += readings
-            if block.rows < self.settings.max_rows_per_frame:
-                return
+        if isinstance(self.outbox, DurableOutbox):
+            saved = None if state is None else {SAMPLER_STATE_KEY: state}
+            self.outbox.add(self.session, frame.seq, frame.payload, frame.readings, now, frame.priority, state=saved)
+        else:
+            self.outbox.add(self.session, frame.seq, frame.payload, frame.readings, now, frame.priority)
+        self.settings.generated[0] += frame.readings
+
+    def _sample(self) -> None:
+        assert self.sampler is not None
+        now = self.clock.now_ms()
+        if isinstance(self.outbox, DurableOutbox):
+            self._adapt(now)
+        for group, state in self.sampler.frames_until(now):
+            for i, frame in enumerate(group):
+                self._buffer(frame, state if i == len(group) - 1 else None)
+        self._report_losses(now)
+
+    def _losses(self) -> int:
+        if not isinstance(self.outbox, DurableOutbox):
+            return 0
+        return sum(v for k, v in self.outbox.tallies().items() if k.startswith(LOSS_TALLIES))
+
+    def _report_losses(self, now: int) -> None:
+        """Evicted or downsampled data is reported upstream as an event (at most every few minutes)."""
+        if self.sampler is None or not isinstance(self.outbox, DurableOutbox):
+            return
+        last = self._last_loss_report_ms
+        if last is not None and now - last < LOSS_REPORT_EVERY_MS:
+            return
+        losses = self._losses()
+        if losses == self._reported_losses:
+            return
+        tallies = {k: v for k, v in self.outbox.tallies().items() if k.startswith(LOSS_TALLIES)}
+        self._reported_losses, self._last_loss_report_ms = losses, now
+        text = ", ".join(f"{k}={v}" for k, v in sorted(tallies.items()))
+        event = self.sampler.event(now, "outbox.evicted", "warning", f"outbox over its cap: {text}", tallies)
+        self._buffer(event, self.sampler.snapshot())
+
+    def _adapt(self, now: int) -> None:
+        """Frame size, codec and sampling stride follow the link and the day's byte budget."""
+        assert self.sampler is not None
+        self.plan = self._plan(now)
+        self.sampler.max_rows_per_frame = min(self.settings.max_rows_per_frame, self.plan.max_rows_per_frame)
+        self.sampler.compression = self.plan.codec or self.settings.compression
+        self.sampler.stride = self.budget.stride(now)
+
+    def _plan(self, now: int) -> UplinkPlan:
+        assert isinstance(self.outbox, DurableOutbox)
+        return plan_uplink(
+            self.estimator.estimate(now),
+            backlog_bytes=self.outbox.size_bytes,
+            tick_s=self.tick_s,
+            metered=self.budget.budget_bytes is not None,
+        )
 
     def _send(self) -> None:
         bridge = self.bridge
         if bridge is None or not self.link_wanted or not bridge.connected:
             return
         fleet, node = self.settings.fleet, self.settings.node
-        now, resend_ms = self.clock.now_ms(), int(self.settings.ack_timeout_s * 1000)
+        now = self.clock.now_ms()
         if not self.breaker.allow(now):
             return  # the hub has not answered for a while: frames wait in the outbox
         probe = 1 if self.breaker.state is BreakerState.HALF_OPEN else None
-        frames = self.outbox.to_send(now, resend_ms, self.connects, limit=probe)
+        if isinstance(self.outbox, DurableOutbox):
+            self.plan = plan = self._plan(now)
+            if plan.send_budget_bytes <= 0:
+                return  # the link has a few seconds of work in flight: more would only queue
+            only_events = self.budget.essential_only(now)
+            frames = self.outbox.to_send(
+                now,
+                plan.ack_timeout_ms,
+                self.connects,
+                budget_bytes=plan.send_budget_bytes,
+                limit=probe,
+                max_priority=Priority.EVENT if only_events else Priority.BACKFILL,
+            )
+        else:
+            frames = self.outbox.to_send(now, int(self.settings.ack_timeout_s * 1000), self.connects, limit=probe)
         if any(frame.attempts > 1 for frame in frames):
             self.breaker.failure(now)  # something went unacknowledged for a whole ack timeout
         for frame in frames:
             bridge.publish(topics.up(fleet, node, frame.stream), frame.payload)
+            self.estimator.sent((frame.session, frame.seq), len(frame.payload), now, frame.attempts)
+            self.budget.add(frame.stream, len(frame.payload), now)
+
+    def _save_budget(self) -> None:
+        if isinstance(self.outbox, DurableOutbox):
+            self.outbox.save_state({BUDGET_STATE_KEY: cbor2.dumps(self.budget.to_state())})
 
     def _inbound(self, inbound: Inbound) -> None:
         result = accept(self.settings.node, inbound, self.clock.now_ms(), DOWN_FRAME_MAX_BYTES)
@@ -220,9 +355,15 @@ class GatewayActor(SupervisedActor):
             log.warning("%s refused a frame on %s: %s", self.settings.node, result.topic, result.reason)
             return
         msg = result.message
+        if not isinstance(msg, DeliveryAck):
+            return
         # Acks for frames of an earlier session (before a restart) count too.
-        if isinstance(msg, DeliveryAck) and self.outbox.ack(msg.session, msg.seqs(), self.clock.now_ms()):
+        now, seqs = self.clock.now_ms(), msg.seqs()
+        self.estimator.acked([(msg.session, seq) for seq in seqs], now)
+        if self.outbox.ack(msg.session, seqs, now):
             self.breaker.success()
+            if isinstance(self.outbox, DurableOutbox):
+                self._send()  # ack-clocked: room in the window goes to the next frames at once
 
     def _set_link(self, up: bool) -> None:
         if up == self.link_wanted or self.bridge is None:
@@ -237,17 +378,34 @@ class GatewayActor(SupervisedActor):
     # queries (ask)
 
     def status(self) -> dict[str, Any]:
-        c = self.outbox.counters
-        return {
+        out: dict[str, Any] = {
             "node": self.settings.node,
+            "session": self.session,
             "connected": bool(self.bridge and self.bridge.connected),
             "link_wanted": self.link_wanted,
             "pending_frames": len(self.outbox),
             "generated": self.settings.generated[0],
-            "acked_readings": c.acked_readings,
-            "resends": c.resends,
-            "evicted_readings": c.evicted_readings,
-            "worst_delay_ms": c.worst_delay_ms,
             "dead_letters": self.dead_letters,
             "breaker": self.breaker.state.value,
         }
+        if isinstance(self.outbox, DurableOutbox):
+            box = self.outbox.status()
+            tallies = box["tallies"]
+            out["acked_readings"] = tallies.get("acked_readings", 0)
+            out["resends"] = tallies.get("resends", 0)
+            out["evicted_readings"] = sum(v for k, v in tallies.items() if k.startswith("evicted_readings_"))
+            out["worst_delay_ms"] = tallies.get("worst_delay_ms", 0)
+            out["outbox"] = box
+            now = self.clock.now_ms()
+            out["link"] = self.estimator.estimate(now).as_dict()
+            out["budget"] = self.budget.status(now)
+            out["plan"] = None if self.plan is None else self.plan.reason
+        else:
+            c = self.outbox.counters
+            out.update(
+                acked_readings=c.acked_readings,
+                resends=c.resends,
+                evicted_readings=c.evicted_readings,
+                worst_delay_ms=c.worst_delay_ms,
+            )
+        return out

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -93,6 +94,15 @@ OUTBOX_MIGRATIONS = (
         ),
     ),
 )
+
+
+ATTEMPTS_TALLIED = 5
+
+
+def attempts_tally(attempts: int) -> str:
+    """The tally an acknowledged frame counts in by how many sends it took: ``acked_attempts_1`` ..
+    ``acked_attempts_5plus``, so "delivered within 3 retries" is read straight from the file."""
+    return f"acked_attempts_{attempts}" if attempts < ATTEMPTS_TALLIED else f"acked_attempts_{ATTEMPTS_TALLIED}plus"
 
 
 class OutboxError(ValueError):
@@ -236,7 +246,7 @@ class DurableOutbox:
         row = conn.execute(
             "SELECT id, priority, size, readings FROM frames ORDER BY priority DESC, created_ms, id LIMIT 1"
         ).fetchone()
-        count = conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        count = conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM frames LIMIT 2)").fetchone()[0]
         if row is None or count <= 1:
             return False  # one frame larger than the cap is kept: dropping it would buffer nothing
         frame_id, priority, size, readings = row
@@ -305,44 +315,55 @@ class DurableOutbox:
         connection: int = 0,
         budget_bytes: int | None = None,
         limit: int | None = None,
+        max_priority: Priority = Priority.BACKFILL,
     ) -> list[PendingFrame]:
         """Frames due (never sent, or unacknowledged for ``resend_after_ms``), in drain order; marks them sent.
 
         With a ``budget_bytes``, stops at the budget (at least one frame always goes) and gives
         backfill at most ``backfill_share`` of it while live frames are waiting. With a ``limit``,
         at most that many frames, the first in drain order (a half-open circuit breaker sends one).
+        ``max_priority=Priority.EVENT`` sends only events (a spent daily budget).
+        Payloads are read only for the frames chosen: a large backlog costs an index scan, not its bytes.
         """
         if limit is not None and limit <= 0:
             return []
         due_before = now_ms - resend_after_ms
         rows: list[Any] = []
         for priority, order in ((Priority.EVENT, "ASC"), (Priority.LIVE, "DESC"), (Priority.BACKFILL, "ASC")):
+            if priority > max_priority:
+                break
             rows.extend(
                 self.conn.execute(
-                    "SELECT id, session, seq, payload, readings, created_ms, priority, sent_ms, attempts,"
-                    f" sent_connection FROM frames WHERE priority = ? AND (sent_ms IS NULL OR sent_ms <= ?)"
+                    "SELECT id, session, seq, size, readings, created_ms, priority, sent_ms, attempts"
+                    " FROM frames WHERE priority = ? AND (sent_ms IS NULL OR sent_ms <= ?)"
                     f" ORDER BY created_ms {order}, id {order} LIMIT ?",
                     (int(priority), due_before, -1 if limit is None else limit),  # -1: no limit
                 )
             )
         chosen = self._within_budget(rows, budget_bytes)[:limit]
+        if not chosen:
+            return []
         frames = []
         resends = 0
-        for _id, session, seq, payload, readings, created_ms, priority, sent_ms, attempts, _conn in chosen:
-            resends += sent_ms is not None
-            frames.append(
-                PendingFrame(
-                    session, seq, payload, readings, created_ms, Priority(priority), now_ms, attempts + 1, connection
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for frame_id, session, seq, _size, readings, created, priority, sent_ms, attempts in chosen:
+                resends += sent_ms is not None
+                (payload,) = self.conn.execute("SELECT payload FROM frames WHERE id = ?", (frame_id,)).fetchone()
+                frames.append(
+                    PendingFrame(
+                        session, seq, payload, readings, created, Priority(priority), now_ms, attempts + 1, connection
+                    )
                 )
-            )
-        if chosen:
-            self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany(
                 "UPDATE frames SET sent_ms = ?, attempts = attempts + 1, sent_connection = ? WHERE id = ?",
                 ((now_ms, connection, row[0]) for row in chosen),
             )
             self._tally(self.conn, "resends", resends)
             self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
         return frames
 
     def _within_budget(self, rows: list[Any], budget_bytes: int | None) -> list[Any]:
@@ -353,7 +374,7 @@ class DurableOutbox:
         chosen: list[Any] = []
         spent = backfill_spent = 0
         for row in rows:
-            size = len(row[3])
+            size = row[3]
             if chosen and spent + size > budget_bytes:
                 break
             if row[6] == Priority.BACKFILL:
@@ -380,6 +401,7 @@ class DurableOutbox:
         conn = self.conn
         done = unknown = unsent = readings_done = freed = 0
         longest = -1
+        by_attempts: Counter[str] = Counter()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for seq in seqs:
@@ -400,6 +422,7 @@ class DurableOutbox:
                 freed += size
                 readings_done += readings
                 longest = max(longest, now_ms - created_ms)
+                by_attempts[attempts_tally(attempts)] += 1
             # One update per tally for the whole ack, not one per frame.
             if unknown:
                 self._tally(conn, "unknown_acks", unknown)
@@ -408,6 +431,8 @@ class DurableOutbox:
             if done:
                 self._tally(conn, "acked_frames", done)
                 self._tally(conn, "acked_readings", readings_done)
+                for name, count in by_attempts.items():
+                    self._tally(conn, name, count)
                 worst = self._get(conn, "worst_delay_ms")
                 if longest > worst:
                     self._tally(conn, "worst_delay_ms", longest - worst)

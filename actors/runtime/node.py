@@ -72,7 +72,7 @@ class RunningNode:
 
 def start_node(config: NodeConfig) -> RunningNode:
     """Start everything the config asks for."""
-    clock = RealClock(speed=config.clock.speed)
+    clock = RealClock(speed=config.clock.speed, start_ms=config.clock.start_ms)
     supervisor = Supervisor(clock)
     broker: RunningBroker | None = None
     url = config.broker.url
@@ -115,6 +115,11 @@ def start_node(config: NodeConfig) -> RunningNode:
             max_rows_per_frame=s.max_rows_per_frame,
             ack_timeout_s=s.ack_timeout_s,
             compression=None if s.compression == "none" else s.compression,
+            alerts=s.alerts,
+            outbox_dir=s.outbox_dir,
+            outbox_cap_bytes=s.outbox_cap_mb * 1024 * 1024,
+            durability=s.durability,
+            live_window_s=s.live_window_s,
         ).start()
     return node
 
