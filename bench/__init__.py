@@ -29,6 +29,12 @@ def _clocks(argv: list[str]) -> int:
     return main(argv)
 
 
+def _gateway(argv: list[str]) -> int:
+    from .gateway_load import main
+
+    return main(argv)
+
+
 def _uplink(argv: list[str]) -> int:
     from .uplink import main
 
@@ -41,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "crash": _crash,
     "offline": _offline,
     "clocks": _clocks,
+    "gateway": _gateway,
 }
 
 __all__ = ["BENCHMARKS"]

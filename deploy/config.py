@@ -63,6 +63,7 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     outbox_cap_mb: Positive = 256  # per gateway, on disk
     durability: Literal["normal", "full"] = "normal"  # "full": fsync each commit (survives power loss)
     live_window_s: PositiveFloat = 60.0  # after an outage, older frames drain as backfill
+    daily_budget_mb: PositiveFloat | None = None  # per gateway and UTC day; past its pace sampling thins out
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):

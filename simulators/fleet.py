@@ -40,6 +40,7 @@ class FleetSimulator:
         outbox_cap_bytes: int = DURABLE_CAP_BYTES,
         durability: str = "normal",
         live_window_s: float = LIVE_WINDOW_S,
+        daily_budget_bytes: int | None = None,
     ) -> None:
         self.layout: FleetLayout = plan_fleet(fleet=fleet, devices=devices, gateways=gateways, seed=seed)
         self.address = address
@@ -68,6 +69,7 @@ class FleetSimulator:
                 outbox_cap_bytes=outbox_cap_bytes,
                 durability=durability,
                 live_window_s=live_window_s,
+                daily_budget_bytes=daily_budget_bytes,
             )
             for i, name in enumerate(self.layout.gateways)
         ]

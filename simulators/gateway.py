@@ -400,6 +400,9 @@ class GatewayActor(SupervisedActor):
             out["link"] = self.estimator.estimate(now).as_dict()
             out["budget"] = self.budget.status(now)
             out["plan"] = None if self.plan is None else self.plan.reason
+            if self.sampler is not None:
+                out["sampling_stride"] = self.sampler.stride
+                out["skipped_samples"] = self.sampler.skipped
         else:
             c = self.outbox.counters
             out.update(

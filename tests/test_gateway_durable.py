@@ -10,6 +10,7 @@ import pytest
 from conftest import wait_for
 from test_end_to_end import running_hub
 
+from pymonitor.actors.runtime.clock import RealClock
 from pymonitor.broker import BrokerAddress, MosquittoBroker
 from pymonitor.simulators.fleet import FleetSimulator
 from pymonitor.simulators.link import ImpairedLink, get_profile
@@ -107,3 +108,32 @@ def test_a_corrupt_outbox_is_set_aside_reported_upstream_and_replaced(
     assert kept and kept[0].read_bytes().startswith(b"SQLite format 3\x00\x13")
     with sqlite3.connect(outbox_dir / "gw-0000.outbox") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_spent_daily_budget_thins_sampling_and_says_so(broker_address: BrokerAddress, tmp_path: Path) -> None:
+    with running_hub(broker_address, tmp_path, "durable") as hub:
+        clock = RealClock(speed=600.0)  # ten simulated minutes a second: the budget's pace shows quickly
+        try:
+            fleet = FleetSimulator(
+                fleet="durable",
+                devices=20,
+                gateways=1,
+                address=broker_address,
+                clock=clock,
+                supervisor=hub.supervisor,
+                interval_s=60.0,
+                outbox_dir=tmp_path / "outbox",
+                daily_budget_bytes=20_000,  # far below what 20 devices a minute need
+            ).start()
+            hub.fleet = fleet
+            status = wait_for(
+                lambda: next((s for s in fleet.statuses() if s["sampling_stride"] > 1 and s["skipped_samples"]), None),
+                what="the budget to raise the sampling stride",
+            )
+        finally:
+            if hub.fleet is not None:
+                hub.fleet.stop()
+                hub.fleet = None
+            clock.stop()
+    assert status["budget"]["budget_bytes"] == 20_000
+    assert status["budget"]["stride"] == status["sampling_stride"]

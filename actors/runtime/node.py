@@ -120,6 +120,7 @@ def start_node(config: NodeConfig) -> RunningNode:
             outbox_cap_bytes=s.outbox_cap_mb * 1024 * 1024,
             durability=s.durability,
             live_window_s=s.live_window_s,
+            daily_budget_bytes=None if s.daily_budget_mb is None else int(s.daily_budget_mb * 1024 * 1024),
         ).start()
     return node
 
