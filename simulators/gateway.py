@@ -306,11 +306,13 @@ class GatewayActor(SupervisedActor):
 
     def _plan(self, now: int) -> UplinkPlan:
         assert isinstance(self.outbox, DurableOutbox)
+        measured = self.sampler.bytes_per_row if self.sampler is not None else None
         return plan_uplink(
             self.estimator.estimate(now),
             backlog_bytes=self.outbox.size_bytes,
             tick_s=self.tick_s,
             metered=self.budget.budget_bytes is not None,
+            **({} if measured is None else {"bytes_per_row": measured}),
         )
 
     def _send(self) -> None:

@@ -21,6 +21,9 @@ from .alerts import Alert, AlertDetector
 from .frames import block_to_batch
 from .models import DeviceBank, SampleBlock
 
+BYTES_PER_ROW_ROWS = 4096
+"""A frame of this many rows replaces the bytes-per-row estimate; smaller frames move it in proportion."""
+
 
 @dataclass(frozen=True, slots=True)
 class OutFrame:
@@ -70,6 +73,7 @@ class SiteSampler:
         )
         self.alerts = AlertDetector(len(spec.devices)) if alerts else None
         self.skipped = 0  # samples taken but not sent because of the stride
+        self.bytes_per_row: float | None = None  # measured on the frames made, for sizing the next ones
 
     def _encode(self, msg: object) -> bytes:
         return encode_packed(msg, self.compression) if self.compression else encode(msg)
@@ -87,10 +91,19 @@ class SiteSampler:
                 batch, readings = block_to_batch(
                     kept, node=self.spec.node, session=self.session, seq=self.seq, devices=self.spec.devices
                 )
-                group.append(OutFrame(self.seq, self._encode(batch), readings, Priority.LIVE))
+                payload = self._encode(batch)
+                self._measure(len(payload), kept.rows)
+                group.append(OutFrame(self.seq, payload, readings, Priority.LIVE))
             yield group, self.snapshot()
             if block.rows < self.max_rows_per_frame:
                 return
+
+    def _measure(self, nbytes: int, rows: int) -> None:
+        """Bytes per row, smoothed over recent frames (a frame of a few rows says little alone)."""
+        sample = nbytes / rows
+        weight = min(1.0, rows / BYTES_PER_ROW_ROWS)
+        old = self.bytes_per_row
+        self.bytes_per_row = sample if old is None else old + weight * (sample - old)
 
     def _thin(self, block: SampleBlock) -> SampleBlock:
         if self.stride == 1:

@@ -111,3 +111,13 @@ def test_a_simulated_fortnight_raises_some_alerts_but_not_one_per_sample() -> No
     detector = AlertDetector(100)
     count = sum(len(detector.scan(bank.sample_until(START_MS + (day + 1) * 24 * HOUR_MS))) for day in range(14))
     assert 14 <= count <= 100 * 14  # rare enough to drain first over 2G after a fortnight offline
+
+
+def test_the_sampler_learns_its_bytes_per_row_from_the_frames_it_makes() -> None:
+    sampler = SiteSampler(SPEC, session=1, max_rows_per_frame=256, compression="zstd")
+    assert sampler.bytes_per_row is None
+    frames = [f for g, _ in sampler.frames_until(START_MS + 24 * HOUR_MS) for f in g if f.priority is Priority.LIVE]
+    rows = sum(len(rows_of([f.payload])) for f in frames)
+    actual = sum(len(f.payload) for f in frames) / rows
+    assert sampler.bytes_per_row is not None
+    assert 0.5 * actual <= sampler.bytes_per_row <= 2 * actual
