@@ -41,6 +41,12 @@ def _uplink(argv: list[str]) -> int:
     return main(argv)
 
 
+def _nab(argv: list[str]) -> int:
+    from .nab import main
+
+    return main(argv)
+
+
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "ingest": _ingest,
     "uplink": _uplink,
@@ -48,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "offline": _offline,
     "clocks": _clocks,
     "gateway": _gateway,
+    "nab": _nab,
 }
 
 __all__ = ["BENCHMARKS"]

@@ -323,6 +323,48 @@ def outbox_status(
         typer.echo(f"  {name:<28} {value:>12,}")
 
 
+anomaly_app = typer.Typer(help="Streaming anomaly scores of one series (see docs/anomaly.md).", no_args_is_help=True)
+app.add_typer(anomaly_app, name="anomaly")
+
+
+@anomaly_app.command("score")
+def anomaly_score(
+    in_path: Annotated[Path, typer.Option("--in", help="NAB-format CSV: header 'timestamp,value'.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Write 'timestamp,value,anomaly_score' here.")],
+    learn: Annotated[
+        int | None, typer.Option(min=0, help="Rows scored 0 while learning; default NAB's 15%, at most 750.")
+    ] = None,
+    strict_order: Annotated[
+        bool, typer.Option("--strict-order", help="Refuse repeated or earlier timestamps instead of noting them.")
+    ] = False,
+) -> None:
+    """Score every row of a series in file order, one value at a time (no look-ahead)."""
+    import csv
+
+    from pymonitor.actors.anomaly import AnomalyError, read_series_csv
+    from pymonitor.actors.anomaly.detector import DetectorParams, StreamDetector
+    from pymonitor.actors.anomaly.nab_score import probation_rows
+
+    try:
+        stamps, _, values, notes = read_series_csv(in_path, strict_order=strict_order)
+    except AnomalyError as exc:
+        _fail(str(exc))
+        return
+    if notes:
+        typer.echo(f"warning: {len(notes)} row(s) out of time order, scored in file order; first: {notes[0]}", err=True)
+    rows = len(values)
+    detector = StreamDetector(DetectorParams(learning_points=probation_rows(rows) if learn is None else learn))
+    try:
+        with out_path.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["timestamp", "value", "anomaly_score"])
+            for stamp, value in zip(stamps, values.tolist(), strict=True):
+                writer.writerow([stamp, repr(value), f"{detector.update(value):.6f}"])
+    except OSError as exc:
+        _fail(f"{out_path}: cannot write ({exc.strerror})")
+    typer.echo(f"scored {rows:,} rows -> {out_path}", err=True)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmark: ingest.")]) -> None:
     """Run a benchmark; it prints one JSON object as its last line (see docs/benchmarks.md)."""
