@@ -3,7 +3,8 @@
 What a node's outbox does to old backfill before it has to drop frames for space: half the
 history at half the resolution beats losing the oldest half outright. The frame keeps its
 identity (node, session, seq) and its envelope (plain CBOR, or ``frame.packed.v1`` with the same
-codec), so dedup and acknowledgement work as before.
+codec), so dedup and acknowledgement work as before. Value columns are copied row by row as
+they are on the wire, so quantized columns keep their ``value_scale`` and exact steps.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def thin_batch(batch: ReadingBatch) -> ReadingBatch | None:
             device_index=device_index[rows].astype("<u4").tobytes(),
             device_seq=pack_deltas(device_seq[rows].tolist()),
             ts_ms=ints(batch.ts_ms),
-            values=[np.frombuffer(col, dtype="<f8")[rows].tobytes() for col in batch.values],
+            # 8 bytes a row, float64 or int64 steps alike: copied, never converted (no rounding drift)
+            values=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.values],
             received_ms=ints(batch.received_ms) if batch.received_ms else b"",
         )
     except OverflowError:
@@ -87,4 +89,4 @@ def thin_frame(payload: bytes) -> tuple[bytes, int] | None:
         out = encode(pack(frame, codec)) if codec is not None else frame
     except MessageError:
         return None
-    return out, sum(int(np.count_nonzero(~np.isnan(np.frombuffer(c, dtype="<f8")))) for c in thinned.values)
+    return out, thinned.reading_count()

@@ -6,8 +6,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pymonitor.messages import ReadingBatch
+from pymonitor.messages.columns import quantize
 
-from .models import METRICS, SampleBlock
+from .models import METRICS, VALUE_SCALE, SampleBlock
 
 
 def _deltas(column: NDArray[np.int64]) -> bytes:
@@ -22,8 +23,12 @@ def block_to_batch(
     block: SampleBlock, *, node: str, session: int, seq: int, devices: list[str], backfill: bool = False
 ) -> tuple[ReadingBatch, int]:
     """The batch for a block and how many readings (measured cells) it carries (with the gateway's
-    receipt times when the block has them, so the hub can correct the device clocks)."""
-    values = np.ascontiguousarray(block.values, dtype="<f8")
+    receipt times when the block has them, so the hub can correct the device clocks).
+
+    Values go as int64 steps of each metric's resolution (``VALUE_SCALE``); a value finer than its
+    step is rounded to it, one that does not fit int64 raises OverflowError.
+    """
+    values = np.asarray(block.values, dtype=np.float64)
     batch = ReadingBatch(
         node=node,
         session=session,
@@ -34,8 +39,9 @@ def block_to_batch(
         device_index=block.device_index.astype("<u4").tobytes(),
         device_seq=_deltas(block.device_seq),
         ts_ms=_deltas(block.ts_ms),
-        values=[values[i].tobytes() for i in range(len(METRICS))],
+        values=[quantize(values[i], scale).astype("<i8").tobytes() for i, scale in enumerate(VALUE_SCALE)],
         backfill=backfill,
         received_ms=b"" if block.received_ms is None else _deltas(block.received_ms),
+        value_scale=list(VALUE_SCALE),
     )
     return batch, int(np.count_nonzero(~np.isnan(values)))

@@ -17,6 +17,9 @@ Determinism: parameters come from generators seeded with ``(seed, site_index)`` 
 generator in each call. Two banks built alike and fed the same sequence of ``sample_until`` calls
 return identical blocks; a different split of the same time span (other ``max_rows`` or call times)
 gives the same (device, seq, ts) rows but other noise.
+
+Resolution: every value is rounded to its sensor's step (``RESOLUTION``, an ADC's least
+significant bit), as a real device reports it; frames then carry the steps as int64 counts.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ import cbor2
 import numpy as np
 from numpy.typing import NDArray
 
+from pymonitor.messages.columns import dequantize, quantize
+
 METRICS: tuple[str, ...] = ("temperature_c", "humidity_pct", "vibration_g", "battery_v")
+RESOLUTION: dict[str, float] = {  # a sensor's step, in the metric's unit: nothing finer is measured
+    "temperature_c": 0.01,
+    "humidity_pct": 0.1,
+    "vibration_g": 0.001,
+    "battery_v": 0.001,  # 1 mV
+}
+VALUE_SCALE: tuple[float, ...] = tuple(RESOLUTION[m] for m in METRICS)  # per row of SampleBlock.values
 
 DAY_MS = 86_400_000
 TEMP_PEAK_HOUR_UTC = 15.0  # daily maximum mid-afternoon
@@ -66,7 +78,7 @@ class SampleBlock:
     device_index: NDArray[np.uint32]  # index into the bank's device list
     device_seq: NDArray[np.int64]  # per-device sample counter: 1, 2, 3, ...
     ts_ms: NDArray[np.int64]  # measurement time, as the device's clock read it
-    values: NDArray[np.float64]  # shape (len(METRICS), rows); NaN = not measured
+    values: NDArray[np.float64]  # shape (len(METRICS), rows), multiples of VALUE_SCALE; NaN = not measured
     true_ts_ms: NDArray[np.int64] | None = None  # with clock errors: the true measurement time
     received_ms: NDArray[np.int64] | None = None  # with clock errors: when the gateway got the sample
 
@@ -300,6 +312,8 @@ class DeviceBank:
         np.maximum(values[3], V_EMPTY, out=values[3])
         values[1, unif[2] < MISSING_FRACTION] = np.nan
         values[2, unif[3] < MISSING_FRACTION] = np.nan
+        for i, scale in enumerate(VALUE_SCALE):  # the ADC step; the same floats a quantized frame reads back
+            values[i] = dequantize(quantize(values[i], scale), scale)
 
         device_index = active.astype(np.uint32)[
             np.tile(np.arange(active.size), steps.shape[0]) if full else valid.nonzero()[1]
@@ -325,9 +339,7 @@ class DeviceBank:
         delay = rng.exponential(RADIO_DELAY_MEAN_MS, r)
         delay += (draws[1] < BUFFERED_FRACTION) * rng.uniform(0.0, BUFFERED_MAX_MS, r)
         received = ts_flat + np.rint(delay).astype(np.int64)
-        return dataclasses.replace(
-            block, ts_ms=device_ts[order], true_ts_ms=block.ts_ms, received_ms=received[order]
-        )
+        return dataclasses.replace(block, ts_ms=device_ts[order], true_ts_ms=block.ts_ms, received_ms=received[order])
 
 
 def _empty_block() -> SampleBlock:

@@ -62,8 +62,6 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-
-
 def unique_tag(what: str) -> str:
     return f"test.{what}_{uuid.uuid4().hex}.v1"
 
@@ -102,6 +100,12 @@ cbor_values: st.SearchStrategy[CborValue] = st.recursive(
     max_leaves=12,
 )
 cbor_maps = st.dictionaries(texts, cbor_values, max_size=4)
+quantum_scales = st.sampled_from([0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 1e-9]) | st.floats(1e-6, 1e6)
+
+
+def quantizable(scale: float) -> st.SearchStrategy[float]:
+    """Values whose step count fits int64: whole steps (up to 2**50 of them) or anything in between."""
+    return st.integers(-(2**50), 2**50).map(lambda q: q * scale) | st.floats(-1e12 * scale, 1e12 * scale)
 
 
 @st.composite
@@ -113,6 +117,11 @@ def reading_batches(draw: st.DrawFn) -> ReadingBatch:
     def column(elements: st.SearchStrategy[Any]) -> list[Any]:
         return draw(st.lists(elements, min_size=rows, max_size=rows))
 
+    scales = draw(st.none() | st.lists(quantum_scales, min_size=len(metrics), max_size=len(metrics)))
+    if scales:  # int64 steps: values on the grid of their scale or between steps (rounded), or not measured
+        values = [column(st.none() | st.just(math.nan) | quantizable(scale)) for scale in scales]
+    else:
+        values = [column(st.none() | st.floats()) for _ in metrics]
     return ReadingBatch.build(
         node=draw(texts),
         session=draw(seq_ints),
@@ -122,8 +131,9 @@ def reading_batches(draw: st.DrawFn) -> ReadingBatch:
         device_index=column(st.integers(0, len(devices) - 1)) if devices else [],
         device_seq=column(delta_safe_ints),
         ts_ms=column(delta_safe_ints),
-        values=[column(st.none() | st.floats()) for _ in metrics],
+        values=values,
         backfill=draw(st.booleans()),
+        value_scale=scales,
     )
 
 

@@ -8,6 +8,10 @@ Regenerate (only for a new tag, or after a deliberate, reviewed wire change)::
     PM_REGEN_GOLDEN=1 /work/venv/bin/pytest -q tests/test_messages_golden.py
 
 With ``PM_REGEN_GOLDEN=1`` the files are written instead of compared; review the diff before committing.
+
+``tests/golden/variants/`` pins other shapes of a tag that nodes still send (a reading batch with
+float64 columns beside the quantized example); ``tests/golden/legacy/`` holds frames of nodes from
+before a field was added, which must keep decoding (they are never regenerated).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import product_tags
@@ -49,26 +54,31 @@ _ZLIB_BODY = bytes.fromhex(
     "589c9f97519c515a92925f9e975a521c9f5b2ccdc0c038bbecd60a0600a15b1e27"
 )
 
+_BATCH: dict[str, Any] = {
+    "node": "gw-field-3",
+    "session": 1_767_225_000,
+    "seq": 2**40 + 17,
+    "devices": ["bat-001", "bat-002", "bat-003"],
+    "metrics": ["volts", "temp_c", "rssi_dbm"],
+    "device_index": [0, 1, 2, 0, 1],
+    "device_seq": [100, 250, 7, 101, 251],
+    "ts_ms": [T0_MS, T0_MS + 40, T0_MS + 75, T0_MS + 60_000, T0_MS + 60_040],
+    "values": [
+        [3.71, 3.64, None, 3.70, 3.63],
+        [21.5, -4.25, 18.0, math.nan, -4.5],
+        [-71.0, -88.0, -95.5, -70.0, None],
+    ],
+    "backfill": True,
+    "received_ms": [T0_MS + 350, T0_MS + 390, T0_MS + 420, T0_MS + 60_310, T0_MS + 60_700],
+}
+FLOAT64_BATCH = ReadingBatch.build(**_BATCH)  # no value_scale: float64 columns
+# The example: the same readings as int64 steps of each metric's resolution (1 mV, 0.01 degC, 0.5 dB).
+QUANTIZED_BATCH = ReadingBatch.build(**_BATCH, value_scale=[0.001, 0.01, 0.5])
+
 EXAMPLES: dict[str, object] = {
     # zlib of a fixed inner frame, written out: the golden bytes must not depend on a compressor's version.
     "frame.packed.v1": PackedFrame(codec="zlib", size=len(_INNER_FRAME), body=_ZLIB_BODY),
-    "reading.batch.v1": ReadingBatch.build(
-        node="gw-field-3",
-        session=1_767_225_000,
-        seq=2**40 + 17,
-        devices=["bat-001", "bat-002", "bat-003"],
-        metrics=["volts", "temp_c", "rssi_dbm"],
-        device_index=[0, 1, 2, 0, 1],
-        device_seq=[100, 250, 7, 101, 251],
-        ts_ms=[T0_MS, T0_MS + 40, T0_MS + 75, T0_MS + 60_000, T0_MS + 60_040],
-        values=[
-            [3.71, 3.64, None, 3.70, 3.63],
-            [21.5, -4.25, 18.0, math.nan, -4.5],
-            [-71.0, -88.0, -95.5, -70.0, None],
-        ],
-        backfill=True,
-        received_ms=[T0_MS + 350, T0_MS + 390, T0_MS + 420, T0_MS + 60_310, T0_MS + 60_700],
-    ),
+    "reading.batch.v1": QUANTIZED_BATCH,
     "event.v1": Event(
         node="shop-web",
         ts_ms=T0_MS + 1_234,
@@ -138,8 +148,6 @@ def regenerate_golden_files() -> None:
             golden_path(tag).write_bytes(encode(msg))
 
 
-
-
 @pytest.mark.parametrize("tag", sorted(EXAMPLES))
 def test_example_is_of_its_tag(tag: str) -> None:
     spec = spec_for_tag(tag)
@@ -179,11 +187,47 @@ def test_the_packed_example_inflates_to_its_inner_message() -> None:
     assert decode_unpacked(golden_path("frame.packed.v1").read_bytes()) == PACKED_INNER
 
 
+VARIANTS: dict[str, object] = {"reading.batch.v1.float64": FLOAT64_BATCH}
+"""Other shapes of a tag still sent, pinned in ``golden/variants/<name>.cbor``."""
+
+LEGACY: dict[str, object] = {
+    "reading.batch.v1.before-received_ms": dataclasses.replace(FLOAT64_BATCH, received_ms=b""),
+    "reading.batch.v1.before-value_scale": FLOAT64_BATCH,
+    "event.v1.before-session": dataclasses.replace(EXAMPLES["event.v1"], session=0, seq=0),  # type: ignore[type-var]
+}
+"""What each frame in ``golden/legacy/`` decodes to: fields added later take their defaults."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def regenerate_variant_files() -> None:
+    if REGENERATE:
+        (GOLDEN_DIR / "variants").mkdir(exist_ok=True)
+        for name, msg in VARIANTS.items():
+            (GOLDEN_DIR / "variants" / f"{name}.cbor").write_bytes(encode(msg))
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_encoding_matches_its_golden_bytes_and_decodes_back(name: str) -> None:
+    frame = (GOLDEN_DIR / "variants" / f"{name}.cbor").read_bytes()
+    assert encode(VARIANTS[name]) == frame, f"the wire bytes of {name} changed"
+    assert decode(frame) == VARIANTS[name]
+
+
+def test_every_variant_file_has_a_message() -> None:
+    stray = sorted(p.stem for p in (GOLDEN_DIR / "variants").glob("*.cbor") if p.stem not in VARIANTS)
+    assert not stray
+
+
+def test_quantized_and_float64_examples_carry_the_same_readings() -> None:
+    quantized, plain = QUANTIZED_BATCH.columns(), FLOAT64_BATCH.columns()
+    assert QUANTIZED_BATCH.value_scale and not FLOAT64_BATCH.value_scale
+    assert [col.tobytes() for col in quantized.values] == [col.tobytes() for col in plain.values]  # type: ignore[attr-defined]
+    assert QUANTIZED_BATCH.reading_count() == FLOAT64_BATCH.reading_count() == 12
+    assert QUANTIZED_BATCH.values != FLOAT64_BATCH.values  # int64 steps on the wire, not float64
+
+
 @pytest.mark.parametrize("path", sorted((GOLDEN_DIR / "legacy").glob("*.cbor")), ids=lambda p: p.name)
 def test_frames_from_nodes_before_an_added_field_still_decode(path: Path) -> None:
     """Fields added later have defaults, so a frame from an older node decodes to the same message."""
-    tag = path.name.split(".before-")[0]
-    old = decode(path.read_bytes())
-    assert isinstance(old, type(EXAMPLES[tag]))
-    added = {"reading.batch.v1": {"received_ms": b""}, "event.v1": {"session": 0, "seq": 0}}[tag]
-    assert dataclasses.replace(EXAMPLES[tag], **added) == old  # type: ignore[type-var]
+    assert path.stem in LEGACY, f"say in LEGACY what {path.name} decodes to"
+    assert decode(path.read_bytes()) == LEGACY[path.stem]

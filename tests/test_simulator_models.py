@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from pymonitor.messages import ReadingBatch, decode_as, encode
+from pymonitor.messages.columns import NOT_MEASURED, dequantize, quantize
+from pymonitor.simulators.frames import block_to_batch
 from pymonitor.simulators.layout import plan_fleet
-from pymonitor.simulators.models import METRICS, DeviceBank, SampleBlock, _ar1
+from pymonitor.simulators.models import METRICS, RESOLUTION, VALUE_SCALE, DeviceBank, SampleBlock, _ar1
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a midnight so hours of day are easy to read
 DAY_MS = 86_400_000
@@ -375,3 +378,47 @@ def test_a_block_with_receipt_times_becomes_a_batch_that_carries_them() -> None:
     plain, _ = block_to_batch(_bank(10).sample_until(START_MS + 60_000), node="gw-1", session=1, seq=1,
                               devices=bank.devices)  # fmt: skip
     assert plain.received_ms == b"" and plain.columns().received_ms is None
+
+
+# --- sensor resolution and frames -------------------------------------------------------------------------------
+
+
+def test_values_are_whole_steps_of_each_sensors_resolution_and_no_coarser() -> None:
+    assert VALUE_SCALE == (0.01, 0.1, 0.001, 0.001)
+    assert RESOLUTION == dict(zip(METRICS, VALUE_SCALE, strict=True))
+    values = _bank(50, interval_s=60).sample_until(START_MS + DAY_MS).values
+    for row, scale in zip(values, VALUE_SCALE, strict=True):
+        steps = quantize(row, scale)
+        assert dequantize(steps, scale).tobytes() == row.tobytes()  # already on the grid: bit for bit
+        measured = steps[steps != NOT_MEASURED]
+        assert len(np.unique(measured % 10)) == 10  # every last digit occurs: the step is not 10x coarser
+
+
+def test_a_block_becomes_a_batch_of_int64_steps_that_reads_back_as_the_blocks_floats() -> None:
+    bank = _bank(30, interval_s=60)
+    block = bank.sample_until(START_MS + 6 * 3_600_000)
+    batch, readings = block_to_batch(block, node="gw-1", session=1, seq=1, devices=bank.devices)
+    assert batch.value_scale == list(VALUE_SCALE)
+    back = decode_as(encode(batch), ReadingBatch)
+    for i, col in enumerate(back.columns().values):
+        assert np.asarray(col).tobytes() == block.values[i].tobytes()  # NaN where not measured, too
+        steps = np.frombuffer(batch.values[i], dtype="<i8")
+        assert np.array_equal(steps == NOT_MEASURED, np.isnan(block.values[i]))
+    assert readings == back.reading_count() == int(np.count_nonzero(~np.isnan(block.values)))
+
+
+def test_block_to_batch_rounds_values_finer_than_the_resolution() -> None:
+    values = np.array([[21.514, 21.516], [55.34, np.nan], [0.0004, 0.0016], [3.3004, 3.2996]])
+    block = SampleBlock(
+        device_index=np.array([0, 1], dtype=np.uint32),
+        device_seq=np.array([1, 1], dtype=np.int64),
+        ts_ms=np.array([START_MS, START_MS + 5], dtype=np.int64),
+        values=values,
+    )
+    batch, readings = block_to_batch(block, node="gw-1", session=1, seq=1, devices=["a", "b"])
+    cols = [list(c) for c in batch.columns().values]
+    assert cols[0] == [21.51, 21.52]
+    assert cols[1][0] == 55.3 and math.isnan(cols[1][1])
+    assert cols[2] == [0.0, 0.002]
+    assert cols[3] == [3.3, 3.3]
+    assert readings == 7

@@ -97,6 +97,26 @@ def test_what_cannot_be_thinned_gives_none() -> None:
     assert thin_frame(encode(batch([], []))) is None
 
 
+def test_a_quantized_batch_keeps_its_scale_and_the_exact_steps_of_the_rows_it_keeps() -> None:
+    original = ReadingBatch.build(
+        node="gw-1", session=4, seq=9, devices=["dev-0", "dev-1"], metrics=["t", "h"],
+        device_index=[0, 1, 0, 1, 0], device_seq=[1, 1, 2, 2, 3], ts_ms=[T0 + 1000 * i for i in range(5)],
+        values=[[21.51, 18.07, None, 18.09, 21.49], [55.3, math.nan, 54.9, 55.1, None]],
+        value_scale=[0.01, 0.1], backfill=True,
+    )  # fmt: skip
+    out = thin_frame(encode_packed(original))
+    assert out is not None
+    thinned = decode_unpacked(out[0])
+    assert isinstance(thinned, ReadingBatch)
+    assert thinned.value_scale == [0.01, 0.1]
+    kept = [0, 1, 4]  # dev-0 keeps seq 1 and 3, dev-1 keeps seq 1
+    for before, after in zip(original.values, thinned.values, strict=True):
+        steps = struct.unpack("<5q", before)
+        assert struct.unpack("<3q", after) == tuple(steps[i] for i in kept)  # the int64 steps, copied
+    assert [list(col) for col in thinned.columns().values][0] == [21.51, 18.07, 21.49]
+    assert out[1] == thinned.reading_count() == 4  # (21.51, 55.3), (18.07, not measured), (21.49, not measured)
+
+
 def test_a_column_too_wide_for_deltas_after_thinning_is_left_alone() -> None:
     # consecutive deltas fit int64, but rows 0 and 2 are further apart than int64 can say
     low, high = -(2**62) - 10, 2**62 + 10
@@ -116,13 +136,16 @@ def batches(draw: st.DrawFn) -> ReadingBatch:
     device_seq = draw(st.lists(st.integers(0, 2**40), min_size=rows, max_size=rows, unique=True))
     ts_ms = draw(st.lists(st.integers(T0 - 10**9, T0 + 10**9), min_size=rows, max_size=rows))
     metrics = draw(st.integers(0, 3))
-    values = [draw(st.lists(st.none() | st.floats(), min_size=rows, max_size=rows)) for _ in range(metrics)]
+    scale = draw(st.none() | st.sampled_from([0.01, 0.1, 0.5, 3.0]))  # int64 steps of a resolution, or float64
+    cell = st.none() | (st.floats() if scale is None else st.integers(-(10**9), 10**9).map(lambda q: q * scale))
+    values = [draw(st.lists(cell, min_size=rows, max_size=rows)) for _ in range(metrics)]
     received = draw(st.booleans())
     return ReadingBatch.build(
         node="gw-9", session=draw(st.integers(0, 2**63 - 1)), seq=draw(st.integers(0, 2**63 - 1)),
         devices=[f"d{i}" for i in range(n_devices)], metrics=[f"m{i}" for i in range(metrics)],
         device_index=device_index, device_seq=device_seq, ts_ms=ts_ms, values=values,
         received_ms=[t + 5 for t in ts_ms] if received else None, backfill=draw(st.booleans()),
+        value_scale=None if scale is None else [scale] * metrics,
     )  # fmt: skip
 
 
@@ -143,6 +166,7 @@ def test_a_thinned_batch_decodes_to_about_half_of_its_rows_in_order(original: Re
         original.node, original.session, original.seq, original.backfill,
     )  # fmt: skip
     assert (thinned.devices, thinned.metrics) == (original.devices, original.metrics)
+    assert thinned.value_scale == original.value_scale
     assert bool(thinned.received_ms) == bool(original.received_ms)
     before, after = rows_of(original), rows_of(thinned)
     # a subsequence of the original rows: nothing changed, nothing reordered
