@@ -365,6 +365,39 @@ def anomaly_score(
     typer.echo(f"scored {rows:,} rows -> {out_path}", err=True)
 
 
+storage_app = typer.Typer(help="Retention tiers and disk use on a node (see docs/summaries.md).", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("plan")
+def storage_plan(
+    metrics_per_min: Annotated[float, typer.Option(min=0.001, help="Readings per minute, all series together.")],
+    days: Annotated[float, typer.Option(min=0.001, help="Days of operation to project.")] = 90.0,
+    series: Annotated[
+        int | None, typer.Option(min=1, help="Distinct series (default: one reading a minute each).")
+    ] = None,
+    raw_days: Annotated[float, typer.Option(min=0)] = 7.0,
+    minute_days: Annotated[float, typer.Option(min=0)] = 90.0,
+    hour_days: Annotated[float, typer.Option(min=0)] = 365.0,
+    day_days: Annotated[float, typer.Option(min=0)] = 1825.0,
+    json: JsonFlag = False,
+) -> None:
+    """Rows and bytes per retention tier, from row sizes measured in a real SQLite file."""
+    from pymonitor.actors.summary.retention import plan_storage, tiers_with
+
+    plan = plan_storage(metrics_per_min, days, tiers_with(raw_days, minute_days, hour_days, day_days), series)
+    if json:
+        _print_json(plan.as_dict())
+        return
+    typer.echo(f"{plan.metrics_per_min:,.0f} readings/min over {plan.series:,} series, after {plan.days:g} days")
+    for t in plan.tiers:
+        typer.echo(
+            f"  {t.tier:<4} {t.keep_days:>6g} d {t.rows:>14,} rows x {t.bytes_per_row:>7.1f} B = {t.bytes:>15,} B"
+        )
+    typer.echo(f"  total {plan.total_bytes:>44,} B ({plan.total_bytes / 1e9:.2f} GB)")
+    typer.echo(f"  row sizes {plan.basis}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmark: ingest.")]) -> None:
     """Run a benchmark; it prints one JSON object as its last line (see docs/benchmarks.md)."""
