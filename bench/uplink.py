@@ -67,7 +67,9 @@ def as_float64(batch: ReadingBatch) -> ReadingBatch:
     """The same batch with float64 value columns (what every frame carried before ``value_scale``)."""
     if not batch.value_scale:
         return batch
-    return dataclasses.replace(batch, values=[pack_floats(col) for col in batch.columns().values], value_scale=[])
+    return dataclasses.replace(
+        batch, values=[pack_floats(col) for col in batch.columns().values], value_scale=[], steps=[]
+    )
 
 
 def measure_frames(batches: list[ReadingBatch]) -> dict[str, Any]:

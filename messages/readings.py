@@ -70,10 +70,13 @@ class ReadingBatch:
     clock: the pairs let the hub estimate and correct each device's clock.
     ``(node, session, seq)`` identifies the frame for dedup and acknowledgement.
 
-    Values are float64 unless ``value_scale`` gives each metric's resolution (a sensor's ADC
-    step: 0.01 degC, 1 mV): then column ``i`` holds int64 counts of ``value_scale[i]``
-    (:data:`~.columns.NOT_MEASURED` where not measured), which is lossless for the sensor and
-    carries no noise below its resolution, so it compresses several times better.
+    Values are float64 columns in ``values`` unless ``value_scale`` gives each metric's
+    resolution (a sensor's ADC step: 0.01 degC, 1 mV): then ``values`` is empty and ``steps[i]``
+    holds int64 counts of ``value_scale[i]`` (:data:`~.columns.NOT_MEASURED` where not measured),
+    which is lossless for the sensor and carries no noise below its resolution, so it compresses
+    several times better. The steps travel in their own field so that a receiver from before
+    ``value_scale`` refuses such a frame (its ``values`` do not match its metrics) instead of
+    reading integers as floats; the sender keeps the frame until a newer receiver acknowledges it.
     :meth:`columns` gives floats either way.
     """
 
@@ -86,10 +89,11 @@ class ReadingBatch:
     device_index: bytes  # uint32 LE per row
     device_seq: bytes  # int64 LE per row, delta-coded
     ts_ms: bytes  # int64 LE per row, delta-coded
-    values: list[bytes]  # per metric: float64 LE per row, or int64 LE steps of value_scale[i]
+    values: list[bytes]  # per metric: float64 LE per row; empty when value_scale is given
     backfill: bool = False  # replayed from a store-and-forward outbox, not live
     received_ms: bytes = b""  # optional: int64 LE per row, delta-coded: when the gateway got the sample (its clock)
-    value_scale: list[float] = field(default_factory=list)  # optional: per metric resolution; values are int64 steps
+    value_scale: list[float] = field(default_factory=list)  # optional: per metric resolution (the ADC step)
+    steps: list[bytes] = field(default_factory=list)  # with value_scale: per metric, int64 LE counts of its step
 
     def __post_init__(self) -> None:
         if self.rows < 0:
@@ -104,13 +108,16 @@ class ReadingBatch:
             size = len(getattr(self, name))
             if size != self.rows * width:
                 raise MessageError(f"{size} bytes do not hold {self.rows} rows of {width} bytes", path=f"$.{name}")
-        if len(self.values) != len(self.metrics):
-            raise MessageError(f"{len(self.values)} columns for {len(self.metrics)} metrics", path="$.values")
         check_scales(self.value_scale, len(self.metrics))
+        used, unused = ("steps", "values") if self.value_scale else ("values", "steps")
+        if getattr(self, unused):
+            raise MessageError(f"must be empty when {used} carries the columns", path=f"$.{unused}")
+        if len(self.value_columns) != len(self.metrics):
+            raise MessageError(f"{len(self.value_columns)} columns for {len(self.metrics)} metrics", path=f"$.{used}")
         kind = "int64" if self.value_scale else "float64"
-        for i, column in enumerate(self.values):
+        for i, column in enumerate(self.value_columns):
             if len(column) != self.rows * INT64_BYTES:
-                raise MessageError(f"{len(column)} bytes do not hold {self.rows} {kind} rows", path=f"$.values[{i}]")
+                raise MessageError(f"{len(column)} bytes do not hold {self.rows} {kind} rows", path=f"$.{used}[{i}]")
         if self.rows and max(unpack_indexes(self.device_index)) >= len(self.devices):
             raise MessageError(f"index beyond the {len(self.devices)} devices listed", path="$.device_index")
         for name in ("device_seq", "ts_ms", "received_ms"):
@@ -141,8 +148,9 @@ class ReadingBatch:
         """
         scales = list(value_scale or ())
         check_scales(scales, len(metrics))
+        where = "steps" if scales else "values"
         if scales and len(values) != len(scales):
-            raise MessageError(f"{len(values)} columns for {len(metrics)} metrics", path="$.values")
+            raise MessageError(f"{len(values)} columns for {len(metrics)} metrics", path=f"$.{where}")
         try:
             packed = {
                 "device_index": pack_indexes(device_index),
@@ -158,7 +166,7 @@ class ReadingBatch:
                 columns.append(pack_quantized(col, scales[i]) if scales else pack_floats(col))
             except OverflowError as exc:
                 raise MessageError(
-                    f"does not fit int64 steps: {exc}", tag="reading.batch.v1", path=f"$.values[{i}]"
+                    f"does not fit int64 steps: {exc}", tag="reading.batch.v1", path=f"$.{where}[{i}]"
                 ) from None
         return cls(
             node=node,
@@ -167,11 +175,17 @@ class ReadingBatch:
             devices=devices,
             metrics=metrics,
             rows=len(ts_ms),
-            values=columns,
+            values=[] if scales else columns,
+            steps=columns if scales else [],
             backfill=backfill,
             value_scale=scales,
             **packed,
         )
+
+    @property
+    def value_columns(self) -> list[bytes]:
+        """The packed value columns, whichever field carries them (``steps`` or ``values``)."""
+        return self.steps if self.value_scale else self.values
 
     def columns(self) -> BatchColumns:
         """Unpack the columns (one C-level pass each)."""
@@ -179,7 +193,7 @@ class ReadingBatch:
             device_index=unpack_indexes(self.device_index),
             device_seq=unpack_deltas(self.device_seq),
             ts_ms=unpack_deltas(self.ts_ms),
-            values=[unpack_quantized(col, scale) for col, scale in zip(self.values, self.value_scale, strict=True)]
+            values=[unpack_quantized(col, scale) for col, scale in zip(self.steps, self.value_scale, strict=True)]
             if self.value_scale
             else [unpack_floats(col) for col in self.values],
             received_ms=unpack_deltas(self.received_ms) if self.received_ms else None,
@@ -191,8 +205,8 @@ class ReadingBatch:
         What code that reads the packed columns itself (not through :meth:`columns`) must use:
         a quantized column's "not measured" is an int64 sentinel, not a float NaN.
         """
-        out = np.empty((len(self.values), self.rows), dtype=np.bool_)
-        for i, col in enumerate(self.values):
+        out = np.empty((len(self.value_columns), self.rows), dtype=np.bool_)
+        for i, col in enumerate(self.value_columns):
             if self.value_scale:
                 np.not_equal(np.frombuffer(col, dtype="<i8"), NOT_MEASURED, out=out[i])
             else:

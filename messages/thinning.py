@@ -63,6 +63,7 @@ def thin_batch(batch: ReadingBatch) -> ReadingBatch | None:
             ts_ms=ints(batch.ts_ms),
             # 8 bytes a row, float64 or int64 steps alike: copied, never converted (no rounding drift)
             values=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.values],
+            steps=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.steps],
             received_ms=ints(batch.received_ms) if batch.received_ms else b"",
         )
     except OverflowError:

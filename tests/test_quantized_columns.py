@@ -42,7 +42,7 @@ def one_column(values: list[Any], scale: float | None, **kwargs: Any) -> Reading
 
 
 def wire_ints(batch: ReadingBatch, column: int = 0) -> list[int]:
-    return list(struct.unpack(f"<{batch.rows}q", batch.values[column]))
+    return list(struct.unpack(f"<{batch.rows}q", batch.steps[column]))
 
 
 def body_of(batch: ReadingBatch) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def test_steps_survive_the_wire_exactly_and_re_encode_without_drift(scale: float
     assert wire_ints(back) == steps
     assert back.columns().values[0].tobytes() == floats.tobytes()  # type: ignore[attr-defined]
     again = one_column(list(back.columns().values[0]), scale)  # decode, build again: the same bytes
-    assert again.values == batch.values
+    assert again.steps == batch.steps
     assert back.reading_count() == sum(s != NOT_MEASURED for s in steps)
 
 
@@ -148,8 +148,8 @@ def test_a_value_beyond_int64_steps_is_refused_at_build_with_its_column(value: f
             device_seq=[1, 2, 3], ts_ms=[1, 2, 3], values=[[1.0, 2.0, 3.0], [1.0, 2.0, value]],
             value_scale=[1.0, scale],
         )  # fmt: skip
-    assert info.value.path == "$.values[1]"
-    assert str(info.value).startswith("reading.batch.v1 at $.values[1]: does not fit int64 steps")
+    assert info.value.path == "$.steps[1]"
+    assert str(info.value).startswith("reading.batch.v1 at $.steps[1]: does not fit int64 steps")
     assert why in str(info.value)
 
 
@@ -178,7 +178,7 @@ def test_one_scale_per_metric_or_none_at_all() -> None:
             node="n", session=1, seq=1, devices=["d"], metrics=["a", "b", "c"], device_index=[0], device_seq=[1],
             ts_ms=[1], values=[[1.0], [2.0], [3.0]], value_scale=[1.0, 1.0],
         )  # fmt: skip
-    with pytest.raises(MessageError, match=r"at \$\.values: 2 columns for 3 metrics"):
+    with pytest.raises(MessageError, match=r"at \$\.steps: 2 columns for 3 metrics"):
         ReadingBatch.build(
             node="n", session=1, seq=1, devices=["d"], metrics=["a", "b", "c"], device_index=[0], device_seq=[1],
             ts_ms=[1], values=[[1.0], [2.0]], value_scale=[1.0, 1.0, 1.0],
@@ -191,8 +191,8 @@ def test_one_scale_per_metric_or_none_at_all() -> None:
 
 def test_a_quantized_column_of_the_wrong_length_is_refused_naming_it() -> None:
     body = body_of(THREE)
-    body["values"][1] = body["values"][1][:-8]
-    with pytest.raises(MessageError, match=r"at \$\.values\[1\]: 16 bytes do not hold 3 int64 rows"):
+    body["steps"][1] = body["steps"][1][:-8]
+    with pytest.raises(MessageError, match=r"at \$\.steps\[1\]: 16 bytes do not hold 3 int64 rows"):
         decode(cbor2.dumps(body))
 
 
@@ -236,11 +236,6 @@ def test_the_hub_store_keeps_the_readings_of_a_quantized_frame(tmp_path: Path) -
     ]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="actors/hub/core.py HubCore.stamp reads value columns as float64 to count out-of-range readings; "
-    "a quantized column's not-measured sentinel is not a NaN there (use ReadingBatch.measured())",
-)
 def test_the_hub_counts_only_measured_readings_with_out_of_range_timestamps() -> None:
     old = ReadingBatch.build(
         node="gw-1", session=1, seq=1, devices=["d"], metrics=["a", "b"], device_index=[0, 0], device_seq=[1, 2],
@@ -256,3 +251,11 @@ def test_quantize_and_dequantize_agree_with_the_wire() -> None:
     assert steps.tolist() == [2151, NOT_MEASURED, -5]
     back = dequantize(steps, 0.01)
     assert back[0] == 21.51 and math.isnan(back[1]) and back[2] == -0.05
+
+
+def test_a_receiver_from_before_value_scale_refuses_a_quantized_frame_rather_than_misreading_it() -> None:
+    """What an older decoder sees: no ``steps``, no ``value_scale``; its ``values`` cannot match."""
+    body = body_of(THREE)
+    del body["steps"], body["value_scale"]
+    with pytest.raises(MessageError, match=r"at \$\.values: 0 columns for 3 metrics"):
+        decode(cbor2.dumps(body))

@@ -402,7 +402,7 @@ def test_a_block_becomes_a_batch_of_int64_steps_that_reads_back_as_the_blocks_fl
     back = decode_as(encode(batch), ReadingBatch)
     for i, col in enumerate(back.columns().values):
         assert np.asarray(col).tobytes() == block.values[i].tobytes()  # NaN where not measured, too
-        steps = np.frombuffer(batch.values[i], dtype="<i8")
+        steps = np.frombuffer(batch.steps[i], dtype="<i8")
         assert np.array_equal(steps == NOT_MEASURED, np.isnan(block.values[i]))
     assert readings == back.reading_count() == int(np.count_nonzero(~np.isnan(block.values)))
 

@@ -179,8 +179,7 @@ class HubCore:
             self.counters.ts_corrected += frame.rows
         if ts.size and (ts.min() < EARLIEST_TS_MS or ts.max() > now_ms + FUTURE_LIMIT_MS):
             bad = (ts < EARLIEST_TS_MS) | (ts > now_ms + FUTURE_LIMIT_MS)
-            for column in frame.values:
-                self.counters.ts_out_of_range += int(np.count_nonzero(~np.isnan(np.frombuffer(column, "<f8")[bad])))
+            self.counters.ts_out_of_range += int(np.count_nonzero(frame.measured()[:, bad]))
         return None if corrected is None else corrected.tolist()
 
     def on_written(self, stored: list[Frame], duplicates: list[Frame], readings: int, now_ms: int) -> list[Effect]:
