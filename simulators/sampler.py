@@ -63,7 +63,7 @@ class SiteSampler:
         anomaly_quiet_s: float = ANOMALY_QUIET_MS / 1000,
     ) -> None:
         """``anomalies``: score every sample with a streaming detector per series (opt-in: it costs about
-        as much CPU as sampling itself, which slows 100,000-device fleet simulations; remote sites want it);
+        as much CPU as drawing the samples, which slows 100,000-device fleet simulations; remote sites want it);
         ``anomaly_quiet_s``: at most one anomaly event per series per this much sample time."""
         self.spec = spec
         self.session = session

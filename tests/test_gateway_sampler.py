@@ -121,3 +121,22 @@ def test_the_sampler_learns_its_bytes_per_row_from_the_frames_it_makes() -> None
     actual = sum(len(f.payload) for f in frames) / rows
     assert sampler.bytes_per_row is not None
     assert 0.5 * actual <= sampler.bytes_per_row <= 2 * actual
+
+
+def test_anomaly_detection_is_off_by_default_and_batches_are_not_urgent() -> None:
+    sampler = SiteSampler(SPEC, session=1)
+    frames = [f for g, _ in sampler.frames_until(START_MS + 2 * HOUR_MS) for f in g]
+    assert sampler.anomalies is None
+    assert not any(f.urgent for f in frames)
+    kinds = {decode_unpacked(f.payload).kind for f in frames if f.readings == 0}
+    assert "anomaly.detected" not in kinds
+
+
+def test_anomaly_state_rides_in_the_sampler_snapshot_and_comes_back() -> None:
+    sampler = SiteSampler(SPEC, session=1, anomalies=True, anomaly_quiet_s=600)
+    groups = list(sampler.frames_until(START_MS + 2 * HOUR_MS))
+    resumed = SiteSampler(SPEC, session=2, anomalies=True, anomaly_quiet_s=600)
+    resumed.restore(groups[-1][1])
+    assert resumed.anomalies is not None and sampler.anomalies is not None
+    assert resumed.anomalies.snapshot() == sampler.anomalies.snapshot()
+    assert resumed.anomalies.quiet_ms == 600_000
