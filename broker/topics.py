@@ -12,7 +12,7 @@ from dataclasses import dataclass
 ROOT = "pm/v1"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
-UP_KINDS = ("readings", "backfill", "events", "ack", "deadletter")
+UP_KINDS = ("readings", "backfill", "events", "ack", "deadletter", "summaries")
 DOWN_KINDS = ("cmd", "config", "ack")
 
 

@@ -12,6 +12,7 @@ from .lifecycle import NodeBirth, NodeDeath
 from .packing import PackedFrame
 from .readings import BatchColumns, ReadingBatch
 from .registry import message, registered_tags
+from .summaries import SummaryBatch, SummaryRow
 from .validate import CborValue
 from .views import to_view
 
@@ -30,6 +31,8 @@ __all__ = [
     "NodeDeath",
     "PackedFrame",
     "ReadingBatch",
+    "SummaryBatch",
+    "SummaryRow",
     "decode",
     "decode_as",
     "decode_unpacked",

@@ -1,5 +1,8 @@
 """The hub's SQLite store: readings written in batched, idempotent transactions.
 
+Summary frames (``summary.batch.v1``) are frames of the same seq space too: a ``frames`` row
+(``event = 2``), then one ``summaries`` row per window, once.
+
 Idempotency is per frame: ``frames`` has the primary key (node, session, seq), and a frame's
 readings are inserted in the same transaction as its ``frames`` row, only when that row is
 new. A redelivered frame (QoS 1, or a node resending after a lost ack) changes nothing. Held
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
@@ -19,7 +23,8 @@ from typing import Any
 
 import orjson
 
-from pymonitor.messages import DeadLetter, Event, NodeBirth, NodeDeath, ReadingBatch
+from pymonitor.messages import DeadLetter, Event, NodeBirth, NodeDeath, ReadingBatch, SummaryBatch
+from pymonitor.messages.columns import unpack_deltas, unpack_indexes
 
 from .database import open_store
 from .hub_schema import HUB_MIGRATIONS
@@ -29,7 +34,9 @@ NAME_CHUNK = 500
 LIST_CACHE_SIZE = 4096
 """Distinct name lists remembered (about one per gateway); past this the cache starts over."""
 
-Frame = ReadingBatch | Event
+Frame = ReadingBatch | Event | SummaryBatch
+SUMMARY_FRAME = 2
+"""``frames.event`` of a summary frame (0: readings, 1: a held event)."""
 Stamper = Callable[[ReadingBatch], list[int] | None]
 """Given a frame about to be stored: its corrected timestamps per row, or None (ts_corrected_ms NULL)."""
 
@@ -131,7 +138,12 @@ class HubStore:
             )
             for frame in frames:
                 node_id = self._nodes.ids([frame.node])[0]
-                rows, backfill, event = (0, 0, 1) if isinstance(frame, Event) else (frame.rows, int(frame.backfill), 0)
+                if isinstance(frame, Event):
+                    rows, backfill, event = 0, 0, 1
+                elif isinstance(frame, SummaryBatch):
+                    rows, backfill, event = frame.rows, 0, SUMMARY_FRAME
+                else:
+                    rows, backfill, event = frame.rows, int(frame.backfill), 0
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO frames(node_id, session, seq, rows, readings, received_ms, backfill, event)"
                     " VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
@@ -142,6 +154,10 @@ class HubStore:
                     continue
                 if isinstance(frame, Event):
                     self.insert_event(frame, received_ms)
+                    result.stored.append(frame)
+                    continue
+                if isinstance(frame, SummaryBatch):
+                    self._insert_summaries(frame, node_id)
                     result.stored.append(frame)
                     continue
                 count = self._insert_readings(frame, None if stamp is None else stamp(frame))
@@ -173,6 +189,35 @@ class HubStore:
             cur = self.conn.executemany(sql, rows)
             count += cur.rowcount
         return count
+
+    def _insert_summaries(self, frame: SummaryBatch, node_id: int) -> None:
+        """One row per window of a new summary frame."""
+        device_ids = self._devices.ids(frame.devices)
+        metric_ids = self._metrics.ids(frame.metrics)
+        stats = [frame.stat(name).tolist() for name in ("min", "max", "sum", "first", "last", "m2")]
+        starts = unpack_deltas(frame.window_start_ms)
+        counts = array("q", frame.count).tolist() if frame.rows else []
+        devs, mets = unpack_indexes(frame.device_index), unpack_indexes(frame.metric_index)
+        self.conn.executemany(
+            "INSERT INTO summaries(node_id, session, seq, device_id, metric_id, start_ms, window_ms, count,"
+            " min, max, sum, first, last, m2, alpha, sketch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (node_id, frame.session, frame.seq, device_ids[devs[i]], metric_ids[mets[i]], starts[i],
+                 frame.window_ms, counts[i], *(column[i] for column in stats), frame.alpha, frame.sketches[i])
+                for i in range(frame.rows)
+            ),
+        )  # fmt: skip
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every stored window (for queries and tests), by device, metric and start."""
+        cur = self.conn.execute(
+            "SELECT d.name, m.name, s.start_ms, s.window_ms, s.count, s.min, s.max, s.sum, s.first, s.last, s.m2,"
+            " s.alpha, s.sketch FROM summaries s JOIN devices d ON d.id = s.device_id"
+            " JOIN metrics m ON m.id = s.metric_id ORDER BY d.name, m.name, s.start_ms"
+        )
+        keys = ("device", "metric", "start_ms", "window_ms", "count", "min", "max", "sum", "first", "last", "m2",
+                "alpha", "sketch")  # fmt: skip
+        return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
     def record_birth(self, birth: NodeBirth) -> None:
         self._nodes.ids([birth.node])

@@ -382,7 +382,7 @@ def test_a_store_of_schema_2_gains_the_new_columns_and_keeps_its_rows(tmp_path: 
     old.close()
     store = HubStore(path)
     try:
-        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == HUB_MIGRATIONS[-1].version
         assert corrected_rows(store) == [(NOW_MS, None)]
         assert store.conn.execute("SELECT event FROM frames").fetchall() == [(0,)]
         assert store.write_frames([batch(seq=1), batch(seq=2)], NOW_MS).duplicates == [batch(seq=1)]  # still deduped

@@ -34,6 +34,7 @@ from pymonitor.messages import (
     NodeBirth,
     NodeDeath,
     ReadingBatch,
+    SummaryBatch,
     decode,
     decode_as,
     encode,
@@ -148,8 +149,30 @@ def delivery_acks(draw: st.DrawFn) -> DeliveryAck:
     )
 
 
+@st.composite
+def summary_batches(draw: st.DrawFn) -> SummaryBatch:
+    """Windows the summarizer closes over a few random samples of two devices (float64 or quantized)."""
+    from pymonitor.actors.summary.summarizer import Summarizer, to_batch
+
+    n = draw(st.integers(0, 8))
+    ts = sorted(draw(st.lists(st.integers(0, 10**10), min_size=n, max_size=n)))
+    scale = draw(st.none() | st.just(0.01))
+    floats = st.floats(-1e6, 1e6) if scale is None else st.integers(-(10**6), 10**6).map(lambda k: k / 100)
+    batch = ReadingBatch.build(
+        node="gw", session=1, seq=1, devices=["d0", "d1"], metrics=["m"],
+        device_index=draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)), device_seq=list(range(n)),
+        ts_ms=ts, values=[draw(st.lists(floats, min_size=n, max_size=n))],
+        value_scale=None if scale is None else [scale],
+    )  # fmt: skip
+    core = Summarizer(node="gw", window_ms=draw(st.sampled_from([60_000, 3_600_000])))
+    core.add(batch, 2**62)
+    out = core.flush() or to_batch("gw", 0, 0, core.window_ms, core.alpha, [], {})
+    return dataclasses.replace(out, node=draw(texts), session=draw(seq_ints), seq=draw(seq_ints))
+
+
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "reading.batch.v1": reading_batches(),
+    "summary.batch.v1": summary_batches(),
     "frame.packed.v1": st.builds(
         PackedFrame, codec=st.sampled_from(["zstd", "zlib"]), size=st.integers(0, 2**31), body=st.binary(max_size=64)
     ),

@@ -34,11 +34,13 @@ from pymonitor.messages import (
     NodeBirth,
     NodeDeath,
     ReadingBatch,
+    SummaryBatch,
     decode,
     encode,
 )
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
+from pymonitor.messages.summaries import pack_sketch
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("PM_REGEN_GOLDEN") == "1"
@@ -132,6 +134,30 @@ EXAMPLES: dict[str, object] = {
         capabilities=["readings", "backfill", "cmd:set-interval"],
     ),
     "node.death.v1": NodeDeath(node="gw-field-3", session=1_767_225_000, reason="connection lost"),
+    # Two hourly windows, quantized (0.01 degC; 1 mV): columns written out so the bytes are the layout's alone.
+    "summary.batch.v1": SummaryBatch(
+        node="gw-field-3",
+        session=1_767_225_000,
+        seq=2**40 + 18,
+        devices=["bat-001", "bat-002"],
+        metrics=["temp_c", "volts"],
+        window_ms=3_600_000,
+        alpha=0.01,
+        rows=2,
+        device_index=bytes.fromhex("0000000001000000"),
+        metric_index=bytes.fromhex("0000000001000000"),
+        window_start_ms=(T0_MS).to_bytes(8, "little") + (0).to_bytes(8, "little"),
+        count=(3).to_bytes(8, "little") + (1).to_bytes(8, "little"),
+        min=(-425).to_bytes(8, "little", signed=True) + (3710).to_bytes(8, "little"),
+        max=(2150).to_bytes(8, "little") + (3710).to_bytes(8, "little"),
+        sum=(3525).to_bytes(8, "little") + (3710).to_bytes(8, "little"),
+        first=(2150).to_bytes(8, "little") + (3710).to_bytes(8, "little"),
+        last=(1800).to_bytes(8, "little") + (3710).to_bytes(8, "little"),
+        m2=(3 * (2150**2 + 425**2 + 1800**2) - 3525**2).to_bytes(8, "little") + (0).to_bytes(8, "little"),
+        sketches=[pack_sketch({145: 1, 154: 1}, {73: 1}, 0), pack_sketch({66: 1}, {}, 0, bases=(66, 0))],
+        value_scale=[0.01, 0.001],
+        late=2,
+    ),
 }
 
 

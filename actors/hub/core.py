@@ -9,6 +9,8 @@ An event with ``seq > 0`` waited in its node's durable outbox: it is a frame lik
 batch (one seq space per node), so it joins the pending frames, is deduplicated in the same
 transaction and acknowledged in the same ack. The store asks :meth:`HubCore.stamp` for the
 timestamps of each *new* reading frame: corrected device clocks, and out-of-range counts.
+Summary frames (``up/summaries``) are frames of that seq space too: pended, deduplicated and
+acknowledged exactly like reading frames.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pymonitor.messages import (
     NodeBirth,
     NodeDeath,
     ReadingBatch,
+    SummaryBatch,
     encode,
     to_ranges,
 )
@@ -41,7 +44,7 @@ FUTURE_LIMIT_MS = 86_400_000
 EARLIEST_TS_MS = 946_684_800_000
 """2000-01-01T00:00:00Z: anything earlier is a clock that was never set (counted, still stored)."""
 
-Frame = ReadingBatch | Event  # what the store deduplicates on (node, session, seq)
+Frame = ReadingBatch | Event | SummaryBatch  # what the store deduplicates on (node, session, seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,9 @@ class HubCounters:
     ignored: int = 0
     ts_corrected: int = 0  # rows whose device timestamp was corrected (their batch had received_ms)
     ts_out_of_range: int = 0  # readings stamped > 1 day ahead of the hub or before 2000 (still stored)
+    summary_frames: int = 0  # summary frames received (duplicates included)
+    summaries_stored: int = 0  # summary frames stored (once)
+    summary_duplicates: int = 0  # summary frames seen again: acked, not stored
 
 
 @dataclass
@@ -138,6 +144,10 @@ class HubCore:
             self.counters.frames += 1
             self.pending_rows += msg.rows
             return self._pend(msg, now_ms)
+        if isinstance(msg, SummaryBatch) and kind == "summaries":
+            self.counters.summary_frames += 1
+            self.pending_rows += msg.rows
+            return self._pend(msg, now_ms)
         if isinstance(msg, NodeBirth) and kind == "state":
             self.counters.births += 1
             return [Record(msg)]
@@ -183,14 +193,18 @@ class HubCore:
         return None if corrected is None else corrected.tolist()
 
     def on_written(self, stored: list[Frame], duplicates: list[Frame], readings: int, now_ms: int) -> list[Effect]:
-        """Acknowledge every frame of the transaction (reading batches and held events alike), one
+        """Acknowledge every frame of the transaction (reading batches, summaries, held events alike), one
         ack per (node, session)."""
         held = sum(isinstance(f, Event) for f in stored)
         held_again = sum(isinstance(f, Event) for f in duplicates)
-        self.counters.frames_stored += len(stored) - held
+        summed = sum(isinstance(f, SummaryBatch) for f in stored)
+        summed_again = sum(isinstance(f, SummaryBatch) for f in duplicates)
+        self.counters.frames_stored += len(stored) - held - summed
         self.counters.events_stored += held
-        self.counters.duplicates += len(duplicates) - held_again
+        self.counters.summaries_stored += summed
+        self.counters.duplicates += len(duplicates) - held_again - summed_again
         self.counters.event_duplicates += held_again
+        self.counters.summary_duplicates += summed_again
         self.counters.readings += readings
         seqs: dict[tuple[str, int], list[int]] = defaultdict(list)
         for frame in (*stored, *duplicates):
