@@ -141,7 +141,12 @@ class GatewayActor(SupervisedActor):
     def _open_outbox(self) -> SiteSampler:
         """The in-memory outbox, or the file: then carry on from the state saved with its last frame."""
         s = self.settings
-        options = {"max_rows_per_frame": s.max_rows_per_frame, "compression": s.compression, "alerts": s.alerts}
+        options = {
+            "max_rows_per_frame": s.max_rows_per_frame,
+            "compression": s.compression,
+            "alerts": s.alerts,
+            "anomalies": s.outbox_path is not None,  # remote sites score every point; big simulated fleets do not
+        }
         if s.outbox_path is None:
             return SiteSampler(self._spec(s.start_ms), session=self.session, **options)  # type: ignore[arg-type]
         box = DurableOutbox(s.outbox_path, cap_bytes=s.outbox_cap_bytes, durability=s.durability, thinner=thin_frame)
@@ -260,7 +265,16 @@ class GatewayActor(SupervisedActor):
         now = self.clock.now_ms()
         if isinstance(self.outbox, DurableOutbox):
             saved = None if state is None else {SAMPLER_STATE_KEY: state}
-            self.outbox.add(self.session, frame.seq, frame.payload, frame.readings, now, frame.priority, state=saved)
+            self.outbox.add(
+                self.session,
+                frame.seq,
+                frame.payload,
+                frame.readings,
+                now,
+                frame.priority,
+                state=saved,
+                urgent=frame.urgent,
+            )
         else:
             self.outbox.add(self.session, frame.seq, frame.payload, frame.readings, now, frame.priority)
         self.settings.generated[0] += frame.readings

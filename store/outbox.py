@@ -93,6 +93,11 @@ OUTBOX_MIGRATIONS = (
             "CREATE INDEX frames_thin ON frames (priority, thinned, created_ms)",
         ),
     ),
+    Migration(
+        3,
+        # Live data that holds an anomaly stays live after an outage instead of joining the backfill.
+        ("ALTER TABLE frames ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 
@@ -172,10 +177,12 @@ class DurableOutbox:
         now_ms: int,
         priority: Priority = Priority.LIVE,
         state: Mapping[str, bytes] | None = None,
+        urgent: bool = False,
     ) -> None:
         """Commit a frame, the node ``state`` that goes with it, and whatever the cap needs, before returning.
 
-        All or nothing: a refused frame (a duplicate) leaves the saved state as it was.
+        All or nothing: a refused frame (a duplicate) leaves the saved state as it was. An
+        ``urgent`` live frame (it holds an anomaly) is never demoted to backfill.
         """
         if not isinstance(priority, Priority):
             raise OutboxError(f"unknown priority {priority!r}")
@@ -187,9 +194,9 @@ class DurableOutbox:
         try:
             try:
                 conn.execute(
-                    "INSERT INTO frames (session, seq, priority, created_ms, payload, size, readings)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (session, seq, int(priority), now_ms, payload, len(payload), readings),
+                    "INSERT INTO frames (session, seq, priority, created_ms, payload, size, readings, urgent)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (session, seq, int(priority), now_ms, payload, len(payload), readings, int(urgent)),
                 )
             except sqlite3.IntegrityError:
                 raise OutboxError(f"frame ({session}, {seq}) is already in the outbox") from None
@@ -299,9 +306,10 @@ class DurableOutbox:
         )
 
     def demote_live(self, older_than_ms: int) -> int:
-        """Live frames created before ``older_than_ms`` become backfill (sent on the backfill stream)."""
+        """Live frames created before ``older_than_ms`` become backfill (sent on the backfill stream);
+        urgent ones (holding an anomaly) stay live, so they drain before the history."""
         cur = self.conn.execute(
-            "UPDATE frames SET priority = ? WHERE priority = ? AND created_ms < ?",
+            "UPDATE frames SET priority = ? WHERE priority = ? AND created_ms < ? AND urgent = 0",
             (int(Priority.BACKFILL), int(Priority.LIVE), older_than_ms),
         )
         return cur.rowcount

@@ -194,7 +194,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_frames(tmp_path: Path) -> No
     old.close()
     box = DurableOutbox(path, cap_bytes=150, thinner=lambda p: (p[: len(p) // 2], 2))
     try:
-        assert box.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert box.conn.execute("PRAGMA user_version").fetchone()[0] == len(OUTBOX_MIGRATIONS)
         assert box.state() == {} and box.size_bytes == 100
         box.add(S, 2, payload(2), 5, T0 + 1, Priority.LIVE)  # 200 bytes: the old frame is thinned
         assert box.conn.execute("SELECT size, readings, thinned FROM frames WHERE seq = 1").fetchone() == (50, 2, 1)
@@ -465,3 +465,13 @@ def test_any_interleaving_keeps_the_books_balanced(
             assert t.get("readings", 0) == t.get("acked_readings", 0) + lost + waiting
     finally:
         box.close()
+
+
+def test_an_urgent_live_frame_stays_live_when_the_others_are_demoted(tmp_path: Path) -> None:
+    box = DurableOutbox(tmp_path / "o.db")
+    box.add(1, 1, b"old", 1, 1_000)
+    box.add(1, 2, b"anomaly", 1, 1_000, urgent=True)
+    box.add(1, 3, b"fresh", 1, 9_000)
+    assert box.demote_live(5_000) == 1
+    streams = {f.seq: f.stream for f in box.to_send(10_000, 60_000)}
+    assert streams == {1: "backfill", 2: "readings", 3: "readings"}
