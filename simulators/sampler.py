@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cbor2
 
@@ -129,12 +130,10 @@ class SiteSampler:
         )
 
     def _event(self, alert: Alert) -> OutFrame:
-        self.seq += 1
         device = self.spec.devices[alert.device]
         t = alert.threshold
         relation = "above" if t.above else "below"
-        event = Event(
-            node=self.spec.node,
+        return self._held_event(
             ts_ms=alert.ts_ms,
             kind=t.kind,
             severity=t.severity,
@@ -143,16 +142,11 @@ class SiteSampler:
             value=alert.value,
             labels={"metric": t.metric},
             details={"limit": t.limit},
-            session=self.session,
-            seq=self.seq,
         )
-        return OutFrame(self.seq, self._encode(event), 0, Priority.EVENT)
 
     def _anomaly_event(self, anomaly: Anomaly) -> OutFrame:
-        self.seq += 1
         device = self.spec.devices[anomaly.device]
-        event = Event(
-            node=self.spec.node,
+        return self._held_event(
             ts_ms=anomaly.ts_ms,
             kind="anomaly.detected",
             severity="warning",
@@ -161,25 +155,18 @@ class SiteSampler:
             value=anomaly.value,
             labels={"metric": anomaly.metric},
             details={"score": anomaly.score},
-            session=self.session,
-            seq=self.seq,
         )
-        return OutFrame(self.seq, self._encode(event), 0, Priority.EVENT)
 
     def event(self, ts_ms: int, kind: str, severity: str, message: str, details: dict[str, int]) -> OutFrame:
         """A frame for an event about the gateway itself (its outbox, its link)."""
-        self.seq += 1
-        event = Event(
-            node=self.spec.node,
-            ts_ms=ts_ms,
-            kind=kind,
-            severity=severity,
-            message=message,
-            source=self.spec.node,
-            details=dict(details),
-            session=self.session,
-            seq=self.seq,
+        return self._held_event(
+            ts_ms=ts_ms, kind=kind, severity=severity, message=message, source=self.spec.node, details=dict(details)
         )
+
+    def _held_event(self, **fields: Any) -> OutFrame:
+        """The next frame number, for an event kept in the outbox until the hub acknowledges it."""
+        self.seq += 1
+        event = Event(node=self.spec.node, session=self.session, seq=self.seq, **fields)
         return OutFrame(self.seq, self._encode(event), 0, Priority.EVENT)
 
     # state
