@@ -47,6 +47,12 @@ def _nab(argv: list[str]) -> int:
     return main(argv)
 
 
+def _summarize(argv: list[str]) -> int:
+    from .summarize import main
+
+    return main(argv)
+
+
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "ingest": _ingest,
     "uplink": _uplink,
@@ -55,6 +61,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "clocks": _clocks,
     "gateway": _gateway,
     "nab": _nab,
+    "summarize": _summarize,
 }
 
 __all__ = ["BENCHMARKS"]

@@ -122,3 +122,12 @@ def test_quantiles_from_a_frame_are_within_alpha_of_the_exact_ones() -> None:
     for q in (0.5, 0.9, 0.99):
         truth = exact[math.floor(q * (len(exact) - 1))]
         assert abs(hour.sketch.quantile(q) - truth) <= 0.01 * abs(truth) + 1e-12
+
+
+def test_a_window_whose_squared_steps_overflow_falls_back_to_float64_columns() -> None:
+    core = Summarizer(node="gw-1", window_ms=HOUR_MS, lateness_ms=0)
+    core.add(readings([T0_MS, T0_MS + MIN_MS], [-4e13, 4e13]), 2**62)
+    out = core.flush()
+    assert out is not None and out.value_scale == []
+    [(_, _, s)] = to_summaries(decode(encode(out)))
+    assert s.stddev == 4e13 and (s.min, s.max) == (-4e13, 4e13)

@@ -195,6 +195,10 @@ def to_batch(
     metrics = list(dict.fromkeys(k[1] for k, _ in closed))
     metric_scales = [scales.get(m) for m in metrics]
     quantized = bool(metrics) and all(s is not None for s in metric_scales)
+    if quantized:  # and m2 in squared steps stays an integer a float holds exactly (else float64 columns)
+        per_row = np.array([scales.get(k[1]) or 1.0 for k, _ in closed], dtype=np.float64)
+        squared = np.array([s.m2 * s.count for _, s in closed], dtype=np.float64) / (per_row * per_row)
+        quantized = bool(np.all(np.abs(squared) < 2.0**53))
     dev_of, met_of = {d: i for i, d in enumerate(devices)}, {m: i for i, m in enumerate(metrics)}
     met_index = np.array([met_of[k[1]] for k, _ in closed], dtype="<u4")
     starts = np.array([k[2] for k, _ in closed], dtype=np.int64)
