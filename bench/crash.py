@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pymonitor.broker import MosquittoBroker, free_port
-from pymonitor.store.outbox import DurableOutbox
+from pymonitor.store.outbox import read_status
 
 from .common import emit_result, progress, python_version
 
@@ -73,11 +73,7 @@ def outbox_counts(outbox_dir: Path) -> dict[str, int]:
     files = sorted(outbox_dir.glob("*.outbox"))
     if len(files) != 1:
         raise RuntimeError(f"expected one gateway outbox in {outbox_dir}, found {[f.name for f in files]}")
-    box = DurableOutbox(files[0])
-    try:
-        status = box.status()
-    finally:
-        box.close()
+    status = read_status(files[0])
     tallies = status["tallies"]
     return {
         "generated": tallies.get("readings", 0),

@@ -32,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pymonitor.broker import MosquittoBroker, free_port, topics
 from pymonitor.messages import Event, MessageError, NodeBirth, ReadingBatch, decode_unpacked
 from pymonitor.simulators.link import ImpairedLink, get_profile
-from pymonitor.store.outbox import DurableOutbox
+from pymonitor.store.outbox import read_status
 
 from .common import emit_result, progress, python_version
 from .crash import NODE_CMD, hub_config, hub_counts
@@ -98,11 +98,7 @@ def gateway_config(work: Path, url: str, args: argparse.Namespace, *, start_ms: 
 
 def outbox_status(outbox_dir: Path) -> dict[str, Any]:
     (path,) = sorted(outbox_dir.glob("*.outbox"))
-    box = DurableOutbox(path)
-    try:
-        return box.status()
-    finally:
-        box.close()
+    return read_status(path)  # read-only: the gateway owns the file
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

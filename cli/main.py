@@ -303,19 +303,21 @@ def outbox_status(
     json: JsonFlag = False,
 ) -> None:
     """Frames, readings and bytes waiting per priority; lifetime tallies (acks, resends, evictions)."""
-    from pymonitor.store.outbox import DurableOutbox
+    import sqlite3
+
+    from pymonitor.store.outbox import read_status
 
     if not path.exists():
         _fail(f"{path}: no such outbox")
-    box = DurableOutbox(path)
     try:
-        data = box.status()
-    finally:
-        box.close()
+        data = read_status(path)  # read-only: the node that owns the file may be running
+    except sqlite3.DatabaseError as exc:
+        _fail(f"{path}: not a readable outbox ({exc})")
+        return
     if json:
         _print_json(data)
         return
-    typer.echo(f"outbox    {data['path']}  {data['size_bytes']:,} of {data['cap_bytes']:,} bytes")
+    typer.echo(f"outbox    {data['path']}  {data['size_bytes']:,} bytes waiting (schema {data['schema_version']})")
     for priority, row in data["pending"].items():
         frames, readings, size = row["frames"], row["readings"] or 0, row["bytes"] or 0
         typer.echo(f"  {priority:<9} frames {frames:>8,}  readings {readings:>10,}  bytes {size:>12,}")

@@ -467,15 +467,30 @@ class DurableOutbox:
 
     def status(self) -> dict[str, Any]:
         """Frames, readings and bytes waiting per priority, plus the lifetime tallies."""
-        per = {p.name.lower(): {"frames": 0, "readings": 0, "bytes": 0} for p in Priority}
-        for priority, frames, readings, size in self.conn.execute(
-            "SELECT priority, COUNT(*), SUM(readings), SUM(size) FROM frames GROUP BY priority"
-        ):
-            per[Priority(priority).name.lower()] = {"frames": frames, "readings": readings, "bytes": size}
-        return {
-            "path": str(self.path),
-            "cap_bytes": self.cap_bytes,
-            "size_bytes": self.size_bytes,
-            "pending": per,
-            "tallies": self.tallies(),
-        }
+        return {**_waiting(self.conn, self.path), "cap_bytes": self.cap_bytes, "size_bytes": self.size_bytes}
+
+
+def _waiting(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    per = {p.name.lower(): {"frames": 0, "readings": 0, "bytes": 0} for p in Priority}
+    for priority, frames, readings, size in conn.execute(
+        "SELECT priority, COUNT(*), SUM(readings), SUM(size) FROM frames GROUP BY priority"
+    ):
+        per[Priority(priority).name.lower()] = {"frames": frames, "readings": readings, "bytes": size}
+    return {"path": str(path), "pending": per, "tallies": dict(conn.execute("SELECT name, value FROM tallies"))}
+
+
+def read_status(path: str | Path) -> dict[str, Any]:
+    """What a node's outbox holds, read without changing the file: no migration, no lock taken.
+
+    For looking at the file of a running node (perhaps of another PyMonitor version) from outside;
+    opening it as a :class:`DurableOutbox` would migrate it under the node's feet.
+    """
+    path = Path(path)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        out = _waiting(conn, path)
+        out["size_bytes"] = sum(row["bytes"] or 0 for row in out["pending"].values())
+        out["schema_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
+        return out
+    finally:
+        conn.close()

@@ -310,3 +310,11 @@ def test_outbox_status_shows_what_waits_per_priority(tmp_path: Path) -> None:
     assert "event" in human.stdout and "frames" in human.stdout
     missing = runner.invoke(app, ["outbox", "status", "--path", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no such outbox" in missing.output
+    # Looking never changes the file: a running node of another version owns it.
+    before = path.read_bytes()
+    runner.invoke(app, ["outbox", "status", "--path", str(path)])
+    assert path.read_bytes() == before
+    junk = tmp_path / "junk.outbox"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    bad = runner.invoke(app, ["outbox", "status", "--path", str(junk)])
+    assert bad.exit_code == 2 and "not a readable outbox" in bad.output

@@ -475,3 +475,21 @@ def test_an_urgent_live_frame_stays_live_when_the_others_are_demoted(tmp_path: P
     assert box.demote_live(5_000) == 1
     streams = {f.seq: f.stream for f in box.to_send(10_000, 60_000)}
     assert streams == {1: "backfill", 2: "readings", 3: "readings"}
+
+
+def test_reading_the_status_of_an_older_file_does_not_migrate_it(tmp_path: Path) -> None:
+    from pymonitor.store.database import open_store
+    from pymonitor.store.outbox import read_status
+
+    path = tmp_path / "old.outbox"
+    old = open_store(path, OUTBOX_MIGRATIONS[:1]).db.conn
+    old.execute(
+        "INSERT INTO frames (session, seq, priority, created_ms, payload, size, readings)"
+        " VALUES (1, 1, 2, 5, x'00', 1, 3)"
+    )
+    old.commit()
+    old.close()
+    status = read_status(path)
+    assert status["schema_version"] == 1
+    assert status["pending"]["backfill"] == {"frames": 1, "readings": 3, "bytes": 1}
+    assert read_status(path)["schema_version"] == 1  # still: a node of that version may be running on it
