@@ -58,16 +58,17 @@ HUB_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4,
         (
-            # One row per closed window of a summary.batch.v1 frame; the frame's identity goes into
+            # One row per closed window of a summary.batch.v1 frame (not `summaries`: the retention
+            # tiers' block table, actors/summary/retention.py, takes that name); the frame's identity goes into
             # frames (event = 2 marks a summary frame), so a redelivered frame stores nothing twice.
             # Stats are floats (steps scaled back); sketch is the frame's compact bucket bytes.
-            """CREATE TABLE summaries (
+            """CREATE TABLE window_summaries (
                 node_id INTEGER NOT NULL, session INTEGER NOT NULL, seq INTEGER NOT NULL,
                 device_id INTEGER NOT NULL, metric_id INTEGER NOT NULL, start_ms INTEGER NOT NULL,
                 window_ms INTEGER NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
                 sum REAL NOT NULL, first REAL NOT NULL, last REAL NOT NULL, m2 REAL NOT NULL,
                 alpha REAL NOT NULL, sketch BLOB NOT NULL)""",
-            "CREATE INDEX summaries_series ON summaries (device_id, metric_id, start_ms)",
+            "CREATE INDEX window_summaries_series ON window_summaries (device_id, metric_id, start_ms)",
         ),
     ),
 )

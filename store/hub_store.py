@@ -1,7 +1,7 @@
 """The hub's SQLite store: readings written in batched, idempotent transactions.
 
 Summary frames (``summary.batch.v1``) are frames of the same seq space too: a ``frames`` row
-(``event = 2``), then one ``summaries`` row per window, once.
+(``event = 2``), then one ``window_summaries`` row per window, once.
 
 Idempotency is per frame: ``frames`` has the primary key (node, session, seq), and a frame's
 readings are inserted in the same transaction as its ``frames`` row, only when that row is
@@ -199,7 +199,7 @@ class HubStore:
         counts = array("q", frame.count).tolist() if frame.rows else []
         devs, mets = unpack_indexes(frame.device_index), unpack_indexes(frame.metric_index)
         self.conn.executemany(
-            "INSERT INTO summaries(node_id, session, seq, device_id, metric_id, start_ms, window_ms, count,"
+            "INSERT INTO window_summaries(node_id, session, seq, device_id, metric_id, start_ms, window_ms, count,"
             " min, max, sum, first, last, m2, alpha, sketch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (node_id, frame.session, frame.seq, device_ids[devs[i]], metric_ids[mets[i]], starts[i],
@@ -212,7 +212,7 @@ class HubStore:
         """Every stored window (for queries and tests), by device, metric and start."""
         cur = self.conn.execute(
             "SELECT d.name, m.name, s.start_ms, s.window_ms, s.count, s.min, s.max, s.sum, s.first, s.last, s.m2,"
-            " s.alpha, s.sketch FROM summaries s JOIN devices d ON d.id = s.device_id"
+            " s.alpha, s.sketch FROM window_summaries s JOIN devices d ON d.id = s.device_id"
             " JOIN metrics m ON m.id = s.metric_id ORDER BY d.name, m.name, s.start_ms"
         )
         keys = ("device", "metric", "start_ms", "window_ms", "count", "min", "max", "sum", "first", "last", "m2",
