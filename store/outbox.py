@@ -98,6 +98,11 @@ OUTBOX_MIGRATIONS = (
         # Live data that holds an anomaly stays live after an outage instead of joining the backfill.
         ("ALTER TABLE frames ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        4,
+        # The up-topic kind when it is not the priority's usual one (summaries travel as live data).
+        ("ALTER TABLE frames ADD COLUMN stream TEXT",),
+    ),
 )
 
 
@@ -127,10 +132,11 @@ class PendingFrame:
     sent_ms: int | None = None
     attempts: int = 0
     sent_connection: int = 0
+    kind: str | None = None  # the up-topic kind, when not the priority's usual stream
 
     @property
     def stream(self) -> str:
-        return STREAM_OF[self.priority]
+        return self.kind or STREAM_OF[self.priority]
 
 
 class DurableOutbox:
@@ -178,11 +184,13 @@ class DurableOutbox:
         priority: Priority = Priority.LIVE,
         state: Mapping[str, bytes] | None = None,
         urgent: bool = False,
+        stream: str | None = None,
     ) -> None:
         """Commit a frame, the node ``state`` that goes with it, and whatever the cap needs, before returning.
 
         All or nothing: a refused frame (a duplicate) leaves the saved state as it was. An
-        ``urgent`` live frame (it holds an anomaly) is never demoted to backfill.
+        ``urgent`` live frame (it holds an anomaly) is never demoted to backfill. ``stream`` sends
+        the frame on another up-topic kind than its priority's (summaries go as live data).
         """
         if not isinstance(priority, Priority):
             raise OutboxError(f"unknown priority {priority!r}")
@@ -194,9 +202,9 @@ class DurableOutbox:
         try:
             try:
                 conn.execute(
-                    "INSERT INTO frames (session, seq, priority, created_ms, payload, size, readings, urgent)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (session, seq, int(priority), now_ms, payload, len(payload), readings, int(urgent)),
+                    "INSERT INTO frames (session, seq, priority, created_ms, payload, size, readings, urgent, stream)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (session, seq, int(priority), now_ms, payload, len(payload), readings, int(urgent), stream),
                 )
             except sqlite3.IntegrityError:
                 raise OutboxError(f"frame ({session}, {seq}) is already in the outbox") from None
@@ -342,7 +350,7 @@ class DurableOutbox:
                 break
             rows.extend(
                 self.conn.execute(
-                    "SELECT id, session, seq, size, readings, created_ms, priority, sent_ms, attempts"
+                    "SELECT id, session, seq, size, readings, created_ms, priority, sent_ms, attempts, stream"
                     " FROM frames WHERE priority = ? AND (sent_ms IS NULL OR sent_ms <= ?)"
                     f" ORDER BY created_ms {order}, id {order} LIMIT ?",
                     (int(priority), due_before, -1 if limit is None else limit),  # -1: no limit
@@ -355,12 +363,21 @@ class DurableOutbox:
         resends = 0
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for frame_id, session, seq, _size, readings, created, priority, sent_ms, attempts in chosen:
+            for frame_id, session, seq, _size, readings, created, priority, sent_ms, attempts, kind in chosen:
                 resends += sent_ms is not None
                 (payload,) = self.conn.execute("SELECT payload FROM frames WHERE id = ?", (frame_id,)).fetchone()
                 frames.append(
                     PendingFrame(
-                        session, seq, payload, readings, created, Priority(priority), now_ms, attempts + 1, connection
+                        session,
+                        seq,
+                        payload,
+                        readings,
+                        created,
+                        Priority(priority),
+                        now_ms,
+                        attempts + 1,
+                        connection,
+                        kind,
                     )
                 )
             self.conn.executemany(

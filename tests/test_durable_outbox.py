@@ -493,3 +493,10 @@ def test_reading_the_status_of_an_older_file_does_not_migrate_it(tmp_path: Path)
     assert status["schema_version"] == 1
     assert status["pending"]["backfill"] == {"frames": 1, "readings": 3, "bytes": 1}
     assert read_status(path)["schema_version"] == 1  # still: a node of that version may be running on it
+
+
+def test_a_frame_can_travel_on_another_stream_than_its_priority_s(tmp_path: Path) -> None:
+    box = DurableOutbox(tmp_path / "o.db")
+    box.add(1, 1, b"summary", 0, 1_000, stream="summaries")
+    box.add(1, 2, b"batch", 1, 1_000)
+    assert {f.seq: f.stream for f in box.to_send(2_000, 60_000)} == {1: "summaries", 2: "readings"}
