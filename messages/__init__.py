@@ -12,6 +12,7 @@ from .lifecycle import NodeBirth, NodeDeath
 from .packing import PackedFrame
 from .readings import BatchColumns, ReadingBatch
 from .registry import message, registered_tags
+from .requests import RawRequest
 from .summaries import SummaryBatch, SummaryRow
 from .validate import CborValue
 from .views import to_view
@@ -30,6 +31,7 @@ __all__ = [
     "NodeBirth",
     "NodeDeath",
     "PackedFrame",
+    "RawRequest",
     "ReadingBatch",
     "SummaryBatch",
     "SummaryRow",

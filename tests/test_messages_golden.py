@@ -33,6 +33,7 @@ from pymonitor.messages import (
     Event,
     NodeBirth,
     NodeDeath,
+    RawRequest,
     ReadingBatch,
     SummaryBatch,
     decode,
@@ -134,6 +135,14 @@ EXAMPLES: dict[str, object] = {
         capabilities=["readings", "backfill", "cmd:set-interval"],
     ),
     "node.death.v1": NodeDeath(node="gw-field-3", session=1_767_225_000, reason="connection lost"),
+    "raw.request.v1": RawRequest(
+        id="raw-0007",
+        from_ms=T0_MS,
+        to_ms=T0_MS + 3_600_000,
+        ts_ms=T0_MS + 86_400_000,
+        devices=["bat-002", "bat-003"],
+        reason="anomaly on bat-002 at 00:12",
+    ),
     # Two hourly windows, quantized (0.01 degC; 1 mV): columns written out so the bytes are the layout's alone.
     "summary.batch.v1": SummaryBatch(
         node="gw-field-3",
