@@ -29,8 +29,6 @@ class RawRequest:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if not self.id:
-            raise MessageError("must not be empty", path="$.id")
         self.check(RAW_WINDOW_MAX_MS)
 
     def check(self, max_window_ms: int) -> None:
