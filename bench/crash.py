@@ -10,7 +10,9 @@ moments ``--kills`` times and started again each time; at the end it is stopped 
 * ``stored`` and ``duplicates``: readings in the hub's database, and how many of them repeat a
   (device, metric, device sequence number) already there;
 * ``pending``: readings still in the outbox (not lost: they go out on the next start);
-* ``lost`` = generated - stored - pending - evicted.
+* ``lost`` = generated - stored - pending - evicted;
+* ``kills_mid_ingest``: kills after which the outbox held more frames than before that run (the
+  node was buffering when it died, not still starting up).
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ def outbox_counts(outbox_dir: Path) -> dict[str, int]:
     }
 
 
+def _frames_buffered(outbox_dir: Path) -> int:
+    """Frames the gateway has committed so far (0 before its first start made the file)."""
+    files = sorted(outbox_dir.glob("*.outbox"))
+    return read_status(files[0])["tallies"].get("frames", 0) if files else 0
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="pm-crash-") as tmp:
@@ -91,9 +99,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hub = subprocess.Popen([*NODE_CMD, str(hub_config(work, broker.url))], stderr=subprocess.DEVNULL)
         gateway_cfg = gateway_config(work, broker.url, args)
         up_s: list[float] = []
+        mid_ingest = 0
         started = time.monotonic()
         try:
             time.sleep(HUB_READY_S)
+            buffered = 0
             for kill in range(args.kills):
                 proc = subprocess.Popen([*NODE_CMD, str(gateway_cfg)], stderr=subprocess.DEVNULL)
                 up = rng.uniform(args.min_up, args.max_up)
@@ -101,6 +111,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 up_s.append(up)
+                now_buffered = _frames_buffered(work / "outbox")
+                mid_ingest += now_buffered > buffered  # it had buffered frames of its own when it died
+                buffered = now_buffered
                 if (kill + 1) % 10 == 0 or kill + 1 == args.kills:
                     progress(f"crash: {kill + 1}/{args.kills} kills")
             proc = subprocess.Popen([*NODE_CMD, str(gateway_cfg), "--seconds", str(args.settle)])
@@ -122,6 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "interval_s": args.interval,
         "durability": args.durability,
         "mean_up_s": round(sum(up_s) / max(1, len(up_s)), 3),
+        "kills_mid_ingest": mid_ingest,
         "wall_s": round(time.monotonic() - started, 1),
         **counts,
         "python": python_version(),
@@ -133,8 +147,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=10, help="SIGKILLs of the gateway node (100 for the record)")
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples of one device")
-    parser.add_argument("--min-up", type=float, default=0.5, help="shortest time a gateway runs before its kill")
-    parser.add_argument("--max-up", type=float, default=3.0)
+    parser.add_argument("--min-up", type=float, default=2.0, help="shortest time a gateway runs before its kill")
+    parser.add_argument("--max-up", type=float, default=5.0, help="(a node takes about 1.5 s to start sampling)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds of the last, clean run")
     parser.add_argument("--durability", choices=("normal", "full"), default="normal")
     parser.add_argument("--seed", type=int, default=1)

@@ -64,6 +64,9 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     durability: Literal["normal", "full"] = "normal"  # "full": fsync each commit (survives power loss)
     live_window_s: PositiveFloat = 60.0  # after an outage, older frames drain as backfill
     daily_budget_mb: PositiveFloat | None = None  # per gateway and UTC day; past its pace sampling thins out
+    uplink: Literal["raw", "summaries"] = "raw"  # summaries: raw stays in the raw tier until the hub asks
+    summary_window_s: PositiveFloat = 3600.0
+    raw_keep_days: PositiveFloat = 7.0
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -41,6 +41,29 @@ def kept_rows(device_index: npt.NDArray[np.uint32], device_seq: npt.NDArray[np.i
     return np.flatnonzero(keep)
 
 
+def take_rows(batch: ReadingBatch, rows: npt.NDArray[np.intp]) -> ReadingBatch:
+    """The batch with only ``rows`` (in that order); value columns copied, never converted.
+
+    Raises OverflowError when two kept rows are further apart than a delta-coded int64 allows.
+    """
+
+    def ints(column: bytes) -> bytes:
+        # Python ints for the deltas: pack_deltas raises instead of wrapping around as numpy would.
+        return pack_deltas(np.cumsum(np.frombuffer(column, dtype="<i8"))[rows].tolist())
+
+    return dataclasses.replace(
+        batch,
+        rows=len(rows),
+        device_index=np.frombuffer(batch.device_index, dtype="<u4")[rows].tobytes(),
+        device_seq=ints(batch.device_seq),
+        ts_ms=ints(batch.ts_ms),
+        # 8 bytes a row, float64 or int64 steps alike: copied, never converted (no rounding drift)
+        values=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.values],
+        steps=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.steps],
+        received_ms=ints(batch.received_ms) if batch.received_ms else b"",
+    )
+
+
 def thin_batch(batch: ReadingBatch) -> ReadingBatch | None:
     """The batch with every other sample of each device, or None when that removes nothing."""
     device_index = np.frombuffer(batch.device_index, dtype="<u4").astype(np.uint32)
@@ -48,24 +71,8 @@ def thin_batch(batch: ReadingBatch) -> ReadingBatch | None:
     rows = kept_rows(device_index, device_seq)
     if len(rows) == batch.rows:
         return None
-
-    def ints(column: bytes) -> bytes:
-        # Python ints for the deltas: two kept rows can be further apart than int64 allows, and
-        # pack_deltas then raises instead of wrapping around as numpy would.
-        return pack_deltas(np.cumsum(np.frombuffer(column, dtype="<i8"))[rows].tolist())
-
     try:
-        return dataclasses.replace(
-            batch,
-            rows=len(rows),
-            device_index=device_index[rows].astype("<u4").tobytes(),
-            device_seq=pack_deltas(device_seq[rows].tolist()),
-            ts_ms=ints(batch.ts_ms),
-            # 8 bytes a row, float64 or int64 steps alike: copied, never converted (no rounding drift)
-            values=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.values],
-            steps=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.steps],
-            received_ms=ints(batch.received_ms) if batch.received_ms else b"",
-        )
+        return take_rows(batch, rows)
     except OverflowError:
         return None  # a column that only fits delta-coded as it was: leave the frame alone
 

@@ -41,6 +41,9 @@ class FleetSimulator:
         durability: str = "normal",
         live_window_s: float = LIVE_WINDOW_S,
         daily_budget_bytes: int | None = None,
+        uplink: str = "raw",
+        summary_window_s: float = 3600.0,
+        raw_keep_days: float = 7.0,
     ) -> None:
         self.layout: FleetLayout = plan_fleet(fleet=fleet, devices=devices, gateways=gateways, seed=seed)
         self.address = address
@@ -70,6 +73,9 @@ class FleetSimulator:
                 durability=durability,
                 live_window_s=live_window_s,
                 daily_budget_bytes=daily_budget_bytes,
+                uplink=uplink,
+                summary_window_s=summary_window_s,
+                raw_keep_days=raw_keep_days,
             )
             for i, name in enumerate(self.layout.gateways)
         ]

@@ -21,9 +21,11 @@ from pymonitor.actors.runtime.intake import Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
 from pymonitor.actors.uplink import DailyBudget, LinkEstimator, UplinkPlan, plan_uplink
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
-from pymonitor.messages import DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
+from pymonitor.messages import CommandAck, DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
+from pymonitor.messages.requests import RawRequest
 from pymonitor.messages.thinning import thin_frame
 from pymonitor.store.outbox import DurableOutbox, Priority
+from pymonitor.store.raw_tier import RawTier
 
 from .outbox import Outbox
 from .sampler import OutFrame, SamplerSpec, SiteSampler, saved_spec_fields
@@ -35,6 +37,13 @@ DOWN_FRAME_MAX_BYTES = 1024 * 1024
 MIN_TICK_REAL_S = 0.5
 """Ticks never come faster than this in real time, whatever the clock speed."""
 SEND_TICK_S = 1.0
+RESEND_FLOOR_MS = 30_000
+"""A durable gateway resends an unacknowledged frame after at least this long. Over one TCP
+connection a frame is not lost in transit (TCP retransmits it); a missing ack means the hub or the
+broker lost it, which is rare, so waiting costs little. Resending sooner is what hurts: on 2G an
+ack can wait behind seconds of queued frames, a resend joins that queue, acks come later still
+(congestion collapse, seen in ``bench offline`` with the estimator's 2 s floor: 884 resends for
+601 frames). A reconnect resends at once whatever this says."""
 BUDGET_STATE_KEY = "budget"
 DURABLE_CAP_BYTES = 256 * 1024 * 1024
 LIVE_WINDOW_S = 60.0
@@ -85,6 +94,9 @@ class GatewaySettings:
     durability: str = "normal"  # "full": fsync per commit (power loss), see store.outbox
     live_window_s: float = LIVE_WINDOW_S
     daily_budget_bytes: int | None = None  # durable gateways: past its pace, sampling thins out
+    uplink: str = "raw"  # "summaries": window summaries go up, raw batches stay in the raw tier until asked for
+    summary_window_s: float = 3600.0
+    raw_keep_days: float = 7.0
     outbox: Outbox = field(default_factory=Outbox)  # in memory (when no outbox_path); survives actor restarts
     generated: list[int] = field(default_factory=lambda: [0])  # readings buffered, survives restarts
 
@@ -117,7 +129,10 @@ class GatewayActor(SupervisedActor):
         self._timer: TimerHandle | None = None
         self._reported_losses = 0
         self._last_loss_report_ms: int | None = None
-        self.estimator = LinkEstimator(initial_ack_timeout_ms=int(settings.ack_timeout_s * 1000))
+        self.raw_tier: RawTier | None = None
+        self.estimator = LinkEstimator(
+            initial_ack_timeout_ms=int(settings.ack_timeout_s * 1000), min_ack_timeout_ms=RESEND_FLOOR_MS
+        )
         self.budget = DailyBudget(settings.daily_budget_bytes)
         self.plan: UplinkPlan | None = None
         self._next_sample_ms = 0
@@ -146,11 +161,14 @@ class GatewayActor(SupervisedActor):
             "compression": s.compression,
             "alerts": s.alerts,
             "anomalies": s.outbox_path is not None,  # remote sites score every point; big simulated fleets do not
+            "summary_window_s": s.summary_window_s if s.uplink == "summaries" and s.outbox_path else None,
         }
         if s.outbox_path is None:
             return SiteSampler(self._spec(s.start_ms), session=self.session, **options)  # type: ignore[arg-type]
         box = DurableOutbox(s.outbox_path, cap_bytes=s.outbox_cap_bytes, durability=s.durability, thinner=thin_frame)
         self.outbox = box
+        if s.uplink == "summaries":
+            self.raw_tier = RawTier(f"{s.outbox_path}.raw", keep_days=s.raw_keep_days)
         saved = box.state().get(SAMPLER_STATE_KEY)
         start_ms, last_session = saved_spec_fields(saved) if saved else (s.start_ms, 0)
         self.session = max(self.session, last_session + 1)  # a restart is a new session, even within a ms
@@ -196,6 +214,8 @@ class GatewayActor(SupervisedActor):
     def _close_outbox(self) -> None:
         if isinstance(self.outbox, DurableOutbox):
             self.outbox.close()
+        if self.raw_tier is not None:
+            self.raw_tier.close()
 
     def _new_bridge(self) -> MqttBridge:
         fleet, node = self.settings.fleet, self.settings.node
@@ -274,6 +294,7 @@ class GatewayActor(SupervisedActor):
                 frame.priority,
                 state=saved,
                 urgent=frame.urgent,
+                stream=frame.stream,
             )
         else:
             self.outbox.add(self.session, frame.seq, frame.payload, frame.readings, now, frame.priority)
@@ -285,9 +306,29 @@ class GatewayActor(SupervisedActor):
         if isinstance(self.outbox, DurableOutbox):
             self._adapt(now)
         for group, state in self.sampler.frames_until(now):
-            for i, frame in enumerate(group):
-                self._buffer(frame, state if i == len(group) - 1 else None)
+            self._buffer_group(group, state)
+        for frame in self.sampler.tick(now):
+            self._buffer(frame, self.sampler.snapshot())
+        if self.raw_tier is not None:
+            self.raw_tier.expire(now)
         self._report_losses(now)
+
+    def _buffer_group(self, group: list[OutFrame], state: bytes) -> None:
+        """The group's frames for the uplink, the state with the last of them, then the raw tier.
+
+        The raw tier is another file, so it commits after the state: a crash between the two
+        leaves that one block out of the raw tier (a gap), never in it twice.
+        """
+        sent = [frame for frame in group if not frame.local]
+        for i, frame in enumerate(sent):
+            self._buffer(frame, state if i == len(sent) - 1 else None)
+        if not sent and isinstance(self.outbox, DurableOutbox):
+            self.outbox.save_state({SAMPLER_STATE_KEY: state})
+        if self.raw_tier is not None:
+            now = self.clock.now_ms()
+            for frame in group:
+                if frame.span is not None:
+                    self.raw_tier.add(frame.payload, *frame.span, rows=frame.rows, readings=frame.readings, now_ms=now)
 
     def _losses(self) -> int:
         if not isinstance(self.outbox, DurableOutbox):
@@ -371,6 +412,9 @@ class GatewayActor(SupervisedActor):
             log.warning("%s refused a frame on %s: %s", self.settings.node, result.topic, result.reason)
             return
         msg = result.message
+        if isinstance(msg, RawRequest):
+            self._serve_raw(msg)
+            return
         if not isinstance(msg, DeliveryAck):
             return
         # Acks for frames of an earlier session (before a restart) count too.
@@ -380,6 +424,32 @@ class GatewayActor(SupervisedActor):
             self.breaker.success()
             if isinstance(self.outbox, DurableOutbox):
                 self._send()  # ack-clocked: room in the window goes to the next frames at once
+
+    def _serve_raw(self, request: RawRequest) -> None:
+        """Progressive resolution: the raw readings of a window, from the raw tier, as backfill."""
+        now = self.clock.now_ms()
+        frames = readings = 0
+        if self.raw_tier is None or self.sampler is None:
+            status, detail = "refused", "this node sends raw readings already; it keeps no raw tier"
+        else:
+            for payload in self.raw_tier.iter_window(request.from_ms, request.to_ms, set(request.devices) or None):
+                frame = self.sampler.replay(payload)
+                self._buffer(frame, self.sampler.snapshot())
+                frames, readings = frames + 1, readings + frame.readings
+            oldest = self.raw_tier.oldest_ms()
+            status = "ok"
+            detail = "" if frames else f"nothing kept for that window (the raw tier starts at {oldest})"
+        ack = CommandAck(
+            node=self.settings.node,
+            id=request.id,
+            ts_ms=now,
+            status=status,
+            detail=detail,
+            result={"frames": frames, "readings": readings},
+        )
+        if self.bridge is not None:
+            self.bridge.publish(topics.up(self.settings.fleet, self.settings.node, "ack"), encode(ack))
+        self._send()
 
     def _set_link(self, up: bool) -> None:
         if up == self.link_wanted or self.bridge is None:

@@ -9,13 +9,16 @@ ends, sampling nothing twice and skipping nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 
-from pymonitor.messages import Event, encode, encode_packed
+from pymonitor.actors.summary.summarizer import Summarizer
+from pymonitor.messages import Event, ReadingBatch, decode_unpacked, encode, encode_packed
+from pymonitor.messages.summaries import SummaryBatch
 from pymonitor.store.outbox import Priority
 
 from .alerts import Alert, AlertDetector
@@ -34,6 +37,10 @@ class OutFrame:
     readings: int  # measured values carried (0 for an event)
     priority: Priority
     urgent: bool = False  # a reading batch whose block held an anomaly: send it with the events
+    local: bool = False  # kept in the node's raw tier only, not sent (summaries go instead)
+    span: tuple[int, int] | None = None  # a reading batch's first and last sample time
+    rows: int = 0  # a reading batch's samples
+    stream: str | None = None  # the up-topic kind when not the priority's usual one
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +69,13 @@ class SiteSampler:
         alerts: bool = True,
         anomalies: bool = False,
         anomaly_quiet_s: float = ANOMALY_QUIET_MS / 1000,
+        summary_window_s: float | None = None,
     ) -> None:
         """``anomalies``: score every sample with a streaming detector per series (opt-in: it costs about
         as much CPU as drawing the samples, which slows 100,000-device fleet simulations; remote sites want it);
-        ``anomaly_quiet_s``: at most one anomaly event per series per this much sample time."""
+        ``anomaly_quiet_s``: at most one anomaly event per series per this much sample time;
+        ``summary_window_s``: send window summaries instead of raw batches (progressive resolution):
+        a batch is then kept locally (``OutFrame.local``) unless it holds an anomaly."""
         self.spec = spec
         self.session = session
         self.seq = 0
@@ -84,6 +94,11 @@ class SiteSampler:
         self.anomalies = AnomalyWatch(len(spec.devices), quiet_ms=quiet_ms) if anomalies else None
         self.skipped = 0  # samples taken but not sent because of the stride
         self.bytes_per_row: float | None = None  # measured on the frames made, for sizing the next ones
+        self.summarizer = (
+            None
+            if summary_window_s is None
+            else Summarizer(spec.node, session, window_ms=round(summary_window_s * 1000), min_rows=len(spec.devices))
+        )
 
     def _encode(self, msg: object) -> bytes:
         return encode_packed(msg, self.compression) if self.compression else encode(msg)
@@ -105,10 +120,50 @@ class SiteSampler:
                 )
                 payload = self._encode(batch)
                 self._measure(len(payload), kept.rows)
-                group.append(OutFrame(self.seq, payload, readings, Priority.LIVE, urgent=urgent))
+                span = (int(kept.ts_ms.min()), int(kept.ts_ms.max()))
+                local = self.summarizer is not None and not urgent  # the detail of what matters goes anyway
+                group.append(
+                    OutFrame(
+                        self.seq,
+                        payload,
+                        readings,
+                        Priority.LIVE,
+                        urgent=urgent,
+                        local=local,
+                        span=span,
+                        rows=kept.rows,
+                    )
+                )
+                if self.summarizer is not None:
+                    group.extend(self._summaries(self.summarizer.add(batch, now_ms)))
             yield group, self.snapshot()
             if block.rows < self.max_rows_per_frame:
                 return
+
+    def tick(self, now_ms: int) -> list[OutFrame]:
+        """Summary windows that closed with time alone (devices gone quiet)."""
+        return [] if self.summarizer is None else self._summaries(self.summarizer.tick(now_ms))
+
+    def _summaries(self, made: SummaryBatch | None) -> list[OutFrame]:
+        """Number a summary frame in the sampler's sequence (one sequence space per session)."""
+        if made is None:
+            return []
+        self.seq += 1
+        numbered = dataclasses.replace(made, session=self.session, seq=self.seq)
+        return [OutFrame(self.seq, self._encode(numbered), 0, Priority.LIVE, stream="summaries")]
+
+    def replay(self, payload: bytes) -> OutFrame:
+        """A raw batch from the node's raw tier, renumbered in this session, to go as backfill.
+
+        Renumbered because the hub deduplicates on (node, session, seq): two requests cutting the
+        same stored batch differently must not look like one frame.
+        """
+        batch = decode_unpacked(payload)
+        if not isinstance(batch, ReadingBatch):
+            raise ValueError(f"the raw tier held a {type(batch).__name__}, not a reading batch")
+        self.seq += 1
+        again = dataclasses.replace(batch, session=self.session, seq=self.seq, backfill=True)
+        return OutFrame(self.seq, self._encode(again), again.reading_count(), Priority.BACKFILL)
 
     def _measure(self, nbytes: int, rows: int) -> None:
         """Bytes per row, smoothed over recent frames (a frame of a few rows says little alone)."""

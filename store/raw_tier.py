@@ -20,7 +20,6 @@ A corrupt file is set aside and a new one started (``set_aside`` says where).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -31,10 +30,10 @@ import numpy as np
 import numpy.typing as npt
 
 from pymonitor.messages.codec import MAX_FRAME_BYTES, decode, encode
-from pymonitor.messages.columns import pack_deltas
 from pymonitor.messages.errors import MessageError
 from pymonitor.messages.packing import PackedFrame, pack, unpack
 from pymonitor.messages.readings import ReadingBatch
+from pymonitor.messages.thinning import take_rows
 
 from .database import Migration, open_store
 
@@ -85,29 +84,6 @@ def _open_batch(payload: bytes) -> tuple[ReadingBatch, str]:
 def _absolute(column: bytes) -> npt.NDArray[np.int64]:
     # Every partial sum is a value of the column, which the batch validated to fit int64: no wrap.
     return np.cumsum(np.frombuffer(column, dtype="<i8")).astype(np.int64)
-
-
-def _take_rows(batch: ReadingBatch, rows: npt.NDArray[np.intp]) -> ReadingBatch:
-    """The batch with only ``rows`` (in their order); value columns copied, never converted.
-
-    Raises OverflowError when a delta-coded column of the kept rows does not fit int64.
-    TODO: the same cut as ``messages.thinning.thin_batch``: move there as ``take_rows`` and use it in both.
-    """
-
-    def ints(column: bytes) -> bytes:
-        # Python ints for the deltas: pack_deltas raises instead of wrapping as numpy would.
-        return pack_deltas(_absolute(column)[rows].tolist())
-
-    return dataclasses.replace(
-        batch,
-        rows=len(rows),
-        device_index=np.frombuffer(batch.device_index, dtype="<u4")[rows].tobytes(),
-        device_seq=ints(batch.device_seq),
-        ts_ms=ints(batch.ts_ms),
-        values=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.values],
-        steps=[np.frombuffer(col, dtype="<u8")[rows].tobytes() for col in batch.steps],
-        received_ms=ints(batch.received_ms) if batch.received_ms else b"",
-    )
 
 
 class RawTier:
@@ -294,7 +270,7 @@ class RawTier:
         if len(rows) == batch.rows:
             return payload, batch.reading_count(), False  # as stored, bit for bit
         try:
-            cut = _take_rows(batch, rows)
+            cut = take_rows(batch, rows)
         except OverflowError:
             # Kept rows too far apart to delta-code in int64: the whole batch beats none (the hub filters by time).
             return payload, batch.reading_count(), True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import wait_for
@@ -137,3 +138,62 @@ def test_a_spent_daily_budget_thins_sampling_and_says_so(broker_address: BrokerA
             clock.stop()
     assert status["budget"]["budget_bytes"] == 20_000
     assert status["budget"]["stride"] == status["sampling_stride"]
+
+
+def first_row(hub: Any, sql: str) -> tuple[Any, ...] | None:
+    """The query's first row once its first column is non-zero (the hub may not have the table yet)."""
+    rows = hub.query(sql)
+    return rows[0] if rows and rows[0][0] else None
+
+
+def test_a_summaries_node_sends_windows_and_serves_the_raw_window_the_hub_asks_for(
+    broker_address: BrokerAddress, tmp_path: Path
+) -> None:
+    from test_end_to_end import RawClient
+
+    from pymonitor.broker import topics
+    from pymonitor.messages import CommandAck, encode
+    from pymonitor.messages.requests import RawRequest
+
+    with running_hub(broker_address, tmp_path, "durable") as hub:
+        clock = RealClock(speed=60.0)  # a simulated minute a second: ten-minute windows close quickly
+        acks = RawClient(broker_address, "watch-acks", (topics.up("durable", "gw-0000", "ack"),))
+        try:
+            fleet = FleetSimulator(
+                fleet="durable",
+                devices=5,
+                gateways=1,
+                address=broker_address,
+                clock=clock,
+                supervisor=hub.supervisor,
+                interval_s=60.0,
+                outbox_dir=tmp_path / "outbox",
+                uplink="summaries",
+                summary_window_s=600.0,
+            ).start()
+            hub.fleet = fleet
+            windows = wait_for(
+                lambda: first_row(hub, "SELECT COUNT(*), MIN(start_ms) FROM window_summaries"),
+                timeout_s=60,
+                what="closed summary windows at the hub",
+            )
+            assert hub.query("SELECT COUNT(*) FROM readings")[0][0] == 0  # raw stays on the node
+            start = int(windows[1])
+            request = RawRequest(id="req-1", from_ms=start, to_ms=start + 600_000, ts_ms=clock.now_ms())
+            acks.publish(topics.command("durable", "gw-0000", "raw.request"), encode(request))
+            stored = wait_for(
+                lambda: first_row(hub, "SELECT COUNT(*), MIN(ts_ms), MAX(ts_ms) FROM readings"),
+                timeout_s=60,
+                what="the raw window at the hub",
+            )
+            (answer,) = acks.take(1, CommandAck, what="the node's answer")
+        finally:
+            if hub.fleet is not None:
+                hub.fleet.stop()
+                hub.fleet = None
+            acks.close()
+            clock.stop()
+    assert isinstance(answer, CommandAck) and answer.id == "req-1" and answer.status == "ok"
+    count, first, last = stored
+    assert start <= first and last < start + 600_000  # only the window asked for
+    assert count == answer.result["readings"] > 0

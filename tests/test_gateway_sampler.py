@@ -140,3 +140,22 @@ def test_anomaly_state_rides_in_the_sampler_snapshot_and_comes_back() -> None:
     assert resumed.anomalies is not None and sampler.anomalies is not None
     assert resumed.anomalies.snapshot() == sampler.anomalies.snapshot()
     assert resumed.anomalies.quiet_ms == 600_000
+
+
+def test_in_summaries_mode_batches_stay_local_and_closed_windows_go_as_summaries() -> None:
+    from pymonitor.messages.summaries import SummaryBatch
+
+    sampler = SiteSampler(SPEC, session=9, summary_window_s=3600)
+    frames = [f for g, _ in sampler.frames_until(START_MS + 3 * HOUR_MS + 10 * 60_000) for f in g]
+    batches = [f for f in frames if f.priority is Priority.LIVE and f.stream is None]
+    summaries = [f for f in frames if f.stream == "summaries"]
+    assert batches and all(f.local and f.span is not None for f in batches)
+    assert [f.seq for f in frames] == list(range(1, len(frames) + 1))  # one sequence space
+    decoded = [decode_unpacked(f.payload) for f in summaries]
+    assert all(isinstance(s, SummaryBatch) and s.session == 9 for s in decoded)
+    # Windows of the first 3 hours are closed: one row per device, metric and window.
+    assert sum(s.rows for s in decoded) == 3 * len(SPEC.devices) * len(METRICS)
+    replayed = sampler.replay(batches[0].payload)
+    again = decode_unpacked(replayed.payload)
+    assert isinstance(again, ReadingBatch) and again.backfill and again.seq == replayed.seq == sampler.seq
+    assert rows_of([replayed.payload]) == rows_of([batches[0].payload])

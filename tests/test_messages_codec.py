@@ -52,6 +52,7 @@ from pymonitor.messages.columns import (
 )
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
+from pymonitor.messages.requests import RAW_WINDOW_MAX_MS, RawRequest
 from pymonitor.messages.validate import INT_MAX, INT_MIN, MAX_NESTING
 
 INT64_MIN = -(2**63)
@@ -173,6 +174,17 @@ def summary_batches(draw: st.DrawFn) -> SummaryBatch:
 STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "reading.batch.v1": reading_batches(),
     "summary.batch.v1": summary_batches(),
+    "raw.request.v1": st.integers(-(2**62), 2**62).flatmap(
+        lambda start: st.builds(
+            RawRequest,
+            id=texts,
+            from_ms=st.just(start),
+            to_ms=st.integers(start + 1, start + RAW_WINDOW_MAX_MS),
+            ts_ms=int64s,
+            devices=st.lists(texts, max_size=4),
+            reason=texts,
+        )
+    ),
     "frame.packed.v1": st.builds(
         PackedFrame, codec=st.sampled_from(["zstd", "zlib"]), size=st.integers(0, 2**31), body=st.binary(max_size=64)
     ),

@@ -345,3 +345,13 @@ def test_closed_loop_fills_the_link_without_a_standing_queue(rate: float, one_wa
     assert sent_bytes >= 0.8 * rate * 600  # the link was kept busy
     assert max_in_flight <= IN_FLIGHT_MAX_S * 1.2 * rate + 4096 * row_bytes  # the window (estimated) + one frame
     assert gw.frames_resent / gw.frames_acked <= loss + 0.02  # few spurious resends
+
+
+def test_a_floor_on_the_ack_timeout_holds_however_fast_the_acks_come() -> None:
+    est = LinkEstimator(min_ack_timeout_ms=30_000)
+    for i in range(50):
+        est.sent(i, 100, i * 1_000)
+        est.acked([i], i * 1_000 + 300)
+    assert est.estimate(60_000).ack_timeout_ms == 30_000
+    est.sent("late", 100, 60_000)
+    assert est.in_flight_bytes(85_000) == 100  # still counted as in flight inside the floor

@@ -17,7 +17,7 @@ from pymonitor.messages import NodeBirth, NodeDeath, encode
 from .actor import GetStats, HubActor, HubSettings
 
 HUB_ACTOR = "hub"
-SUBSCRIBED_KINDS = ("readings", "backfill", "events", "state", "deadletter")
+SUBSCRIBED_KINDS = ("readings", "backfill", "summaries", "events", "state", "deadletter")
 
 
 class HubRole:

@@ -121,6 +121,9 @@ def start_node(config: NodeConfig) -> RunningNode:
             durability=s.durability,
             live_window_s=s.live_window_s,
             daily_budget_bytes=None if s.daily_budget_mb is None else int(s.daily_budget_mb * 1024 * 1024),
+            uplink=s.uplink,
+            summary_window_s=s.summary_window_s,
+            raw_keep_days=s.raw_keep_days,
         ).start()
     return node
 

@@ -77,8 +77,11 @@ class _Flight:
 class LinkEstimator:
     """Feed it every publish (``sent``), every DeliveryAck (``acked``) and every disconnect (``link_lost``)."""
 
-    def __init__(self, *, initial_ack_timeout_ms: int = ACK_TIMEOUT_INITIAL_MS) -> None:
+    def __init__(
+        self, *, initial_ack_timeout_ms: int = ACK_TIMEOUT_INITIAL_MS, min_ack_timeout_ms: int = ACK_TIMEOUT_MIN_MS
+    ) -> None:
         self.initial_ack_timeout_ms = initial_ack_timeout_ms
+        self.min_ack_timeout_ms = min_ack_timeout_ms
         self._flights: dict[Hashable, _Flight] = {}  # insertion order = latest send order
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -178,7 +181,9 @@ class LinkEstimator:
             base = float(self.initial_ack_timeout_ms)
         else:
             base = self._srtt + max(ACK_GRANULARITY_MS, 4 * self._rttvar)
-        return int(min(ACK_TIMEOUT_MAX_MS, max(ACK_TIMEOUT_MIN_MS, base * self._backoff)))
+        return int(
+            min(max(ACK_TIMEOUT_MAX_MS, self.min_ack_timeout_ms), max(self.min_ack_timeout_ms, base * self._backoff))
+        )
 
     # the three estimators
 
