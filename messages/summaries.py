@@ -31,18 +31,11 @@ from .columns import dequantize
 from .errors import MessageError
 from .readings import INT64_BYTES, INT64_MAX, UINT32_BYTES, check_scales, min_max
 from .registry import message
+from .varint import VarintError, read_varints, unzigzag, write_varints, zigzag
 
 TAG = "summary.batch.v1"
 STAT_COLUMNS = ("min", "max", "sum", "first", "last")
 """Columns carried as int64 steps when ``value_scale`` is given (float64 otherwise)."""
-
-
-def _varints(numbers: list[int], out: bytearray) -> None:
-    for number in numbers:
-        while number >= 0x80:
-            out.append((number & 0x7F) | 0x80)
-            number >>= 7
-        out.append(number)
 
 
 def sketch_bases(alpha: float, lo: float, hi: float) -> tuple[int, int]:
@@ -62,13 +55,13 @@ def _store_numbers(store: dict[int, int], base: int) -> tuple[int, list[int]]:
     span = keys[-1] - keys[0] + 1
     delta = keys[0] - base
     if span <= 2 * len(keys):
-        return span << 1 | 1, [(delta << 1) ^ (delta >> 63), *(store.get(k, 0) for k in range(keys[0], keys[-1] + 1))]
+        return span << 1 | 1, [zigzag(delta), *(store.get(k, 0) for k in range(keys[0], keys[-1] + 1))]
     numbers: list[int] = []
     prev = base
     for index in keys:
         delta = index - prev
         prev = index
-        numbers += ((delta << 1) ^ (delta >> 63), store[index])
+        numbers += (zigzag(delta), store[index])
     return len(keys) << 1, numbers
 
 
@@ -79,7 +72,7 @@ def pack_sketch(
     pos_header, pos = _store_numbers(positive, bases[0])
     neg_header, neg = _store_numbers(negative, bases[1])
     out = bytearray()
-    _varints([zero, pos_header, neg_header, *pos, *neg], out)
+    write_varints([zero, pos_header, neg_header, *pos, *neg], out)
     return bytes(out)
 
 
@@ -92,16 +85,15 @@ def _read_store(numbers: list[int], at: int, header: int, base: int, path: str) 
     if not n:
         return store, at
     if dense:
-        zigzag = numbers[at]
-        first = base + ((zigzag >> 1) ^ -(zigzag & 1))
+        first = base + unzigzag(numbers[at])
         counts = numbers[at + 1 : at + need]
         if not counts[0] or not counts[-1]:
             raise MessageError("a dense store must start and end with a full bucket", tag=TAG, path=path)
         store = {first + i: c for i, c in enumerate(counts) if c}
         return store, at + need
     index = base
-    for zigzag, count in zip(numbers[at : at + need : 2], numbers[at + 1 : at + need : 2], strict=True):
-        index += (zigzag >> 1) ^ -(zigzag & 1)
+    for delta, count in zip(numbers[at : at + need : 2], numbers[at + 1 : at + need : 2], strict=True):
+        index += unzigzag(delta)
         if count <= 0 or index in store:
             raise MessageError(f"bucket {index} is empty or repeated", tag=TAG, path=path)
         store[index] = count
@@ -112,17 +104,11 @@ def unpack_sketch(
     data: bytes, path: str = "$.sketches", bases: tuple[int, int] = (0, 0)
 ) -> tuple[dict[int, int], dict[int, int], int]:
     """Inverse of :func:`pack_sketch`: (positive, negative, zero); malformed bytes raise naming ``path``."""
-    numbers: list[int] = []
-    number = shift = 0
-    for byte in data:
-        number |= (byte & 0x7F) << shift
-        shift += 7
-        if shift > 70:
-            raise MessageError("varint longer than 10 bytes", tag=TAG, path=path)
-        if not byte & 0x80:
-            numbers.append(number)
-            number = shift = 0
-    if shift or len(numbers) < 3:
+    try:
+        numbers = read_varints(data)
+    except VarintError as exc:
+        raise MessageError(str(exc), tag=TAG, path=path) from None
+    if len(numbers) < 3:
         raise MessageError("truncated sketch", tag=TAG, path=path)
     zero, pos_header, neg_header = numbers[:3]
     positive, at = _read_store(numbers, 3, pos_header, bases[0], path)

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pymonitor.messages.varint import VarintError, read_varints, unzigzag, write_varints, zigzag
+
 from .errors import SummaryError
 
 DEFAULT_ALPHA = 0.01
@@ -37,33 +39,22 @@ def _encode_store(store: dict[int, int]) -> bytes:
     out = bytearray()
     prev = 0
     for index in sorted(store):
-        delta = index - prev
+        write_varints((zigzag(index - prev), store[index]), out)
         prev = index
-        for number in ((delta << 1) ^ (delta >> 63), store[index]):
-            while number >= 0x80:
-                out.append((number & 0x7F) | 0x80)
-                number >>= 7
-            out.append(number)
     return bytes(out)
 
 
 def _decode_store(data: bytes, field: str) -> dict[int, int]:
-    numbers: list[int] = []
-    number = shift = 0
-    for byte in data:
-        number |= (byte & 0x7F) << shift
-        shift += 7
-        if shift > 70:
-            raise SummaryError(f"sketch at {field}: varint longer than 10 bytes")
-        if not byte & 0x80:
-            numbers.append(number)
-            number = shift = 0
-    if shift or len(numbers) % 2:
+    try:
+        numbers = read_varints(data)
+    except VarintError as exc:
+        raise SummaryError(f"sketch at {field}: {exc}") from None
+    if len(numbers) % 2:
         raise SummaryError(f"sketch at {field}: truncated bucket list")
     store: dict[int, int] = {}
     index = 0
-    for zigzag, count in zip(numbers[::2], numbers[1::2], strict=True):
-        index += (zigzag >> 1) ^ -(zigzag & 1)
+    for delta, count in zip(numbers[::2], numbers[1::2], strict=True):
+        index += unzigzag(delta)
         if count <= 0:
             raise SummaryError(f"sketch at {field}: bucket {index} has count {count}")
         store[index] = count
