@@ -71,4 +71,24 @@ HUB_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX window_summaries_series ON window_summaries (device_id, metric_id, start_ms)",
         ),
     ),
+    Migration(
+        5,
+        (
+            # Retention tiers (store/hub_retention.py): a time index for rollup scans and expiry,
+            # one row per series and window of the 1m/1h/1d rollups (tier 1, 2, 3; sketch: CBOR of
+            # DDSketch.to_dict), a watermark per tier, and every row dropped, by tier and reason.
+            "CREATE INDEX readings_ts ON readings (ts_ms)",
+            """CREATE TABLE rollups (
+                tier INTEGER NOT NULL, start_ms INTEGER NOT NULL, device_id INTEGER NOT NULL,
+                metric_id INTEGER NOT NULL, count INTEGER NOT NULL, skipped INTEGER NOT NULL,
+                min REAL, max REAL, sum REAL, mean REAL, m2 REAL, first REAL, last REAL,
+                first_ts_ms INTEGER, last_ts_ms INTEGER, sketch BLOB,
+                PRIMARY KEY (tier, start_ms, device_id, metric_id)) WITHOUT ROWID""",
+            "CREATE TABLE retention_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+            """CREATE TABLE retention_drops (
+                tier TEXT NOT NULL, reason TEXT NOT NULL, rows INTEGER NOT NULL,
+                PRIMARY KEY (tier, reason)) WITHOUT ROWID""",
+            "CREATE INDEX window_summaries_start ON window_summaries (start_ms)",
+        ),
+    ),
 )
