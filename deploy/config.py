@@ -22,6 +22,7 @@ from pymonitor.broker.url import BrokerUrlError, parse_broker_url
 Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN.pattern)]
 Positive = Annotated[int, msgspec.Meta(gt=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,14 @@ class HubSection(msgspec.Struct, forbid_unknown_fields=True):
     flush_interval_ms: Positive = 200
     flush_max_frames: Positive = 256
     share_group: Name | None = None
+    # Retention tiers (actors/hub/retention.py; defaults: actors/summary/retention.py DEFAULT_TIERS,
+    # twelve months of 1h summaries): days each tier is kept, and a budget for the DB file (0: none).
+    raw_days: NonNegativeFloat = 7.0
+    minute_days: NonNegativeFloat = 90.0
+    hour_days: NonNegativeFloat = 365.0
+    day_days: NonNegativeFloat = 1825.0
+    storage_budget_mb: NonNegativeFloat = 0.0
+    retention_interval_s: PositiveFloat = 300.0
 
 
 class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):

@@ -132,3 +132,19 @@ def node_summary_keep_ms(window_ms: int, settings: RetentionSettings) -> int:
     if window_ms >= HOUR_MS:
         return settings.keep_ms("1h")
     return settings.keep_ms("1m")
+
+
+@dataclass
+class RetentionCounters:
+    """Passes of the hub's retention (kept across actor restarts, shown by ``pymonitor stats``)."""
+
+    passes: int = 0
+    failures: int = 0  # passes that raised; logged, ingest goes on
+    skipped: int = 0  # ticks that found the previous pass still running
+    rolled: int = 0  # rollup windows written
+    late: int = 0  # late raw rows re-rolled
+    dropped: int = 0  # rows dropped, all tiers and reasons (per tier: retention_drops)
+    last_pass_ms: int = 0  # clock time of the last pass that finished
+    last_pass_s: float = 0.0  # how long it took
+    used_bytes: int = 0
+    file_bytes: int = 0

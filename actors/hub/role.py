@@ -15,6 +15,7 @@ from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, topics
 from pymonitor.messages import NodeBirth, NodeDeath, encode
 
 from .actor import GetStats, HubActor, HubSettings
+from .retention import RetentionSettings
 
 HUB_ACTOR = "hub"
 SUBSCRIBED_KINDS = ("readings", "backfill", "summaries", "events", "state", "deadletter")
@@ -36,12 +37,15 @@ class HubRole:
         flush_max_frames: int = 256,
         share_group: str | None = None,
         ca_file: str | None = None,
+        retention: RetentionSettings | None = None,
     ) -> None:
         self.fleet = fleet
         self.node = node
         self.clock = clock
         self.supervisor = supervisor
-        self.settings = HubSettings(fleet, node, Path(db_path), flush_interval_ms, flush_max_frames)
+        self.settings = HubSettings(
+            fleet, node, Path(db_path), flush_interval_ms, flush_max_frames, retention=retention
+        )  # retention: passes every retention.interval_s of clock time, in their own thread
         self.session = clock.now_ms()
         self.frames_dropped = 0
 

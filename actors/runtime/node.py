@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from pymonitor.actors.hub import HubRole
+from pymonitor.actors.hub.retention import RetentionSettings
 from pymonitor.broker import RunningBroker, parse_broker_url, start_broker
 from pymonitor.deploy import NodeConfig
 
@@ -95,6 +96,14 @@ def start_node(config: NodeConfig) -> RunningNode:
             flush_max_frames=h.flush_max_frames,
             share_group=h.share_group,
             ca_file=config.broker.ca_file,
+            retention=RetentionSettings(
+                raw_days=h.raw_days,
+                minute_days=h.minute_days,
+                hour_days=h.hour_days,
+                day_days=h.day_days,
+                storage_budget_mb=h.storage_budget_mb,
+                interval_s=h.retention_interval_s,
+            ),
         ).start()
         if config.simulator is not None and not node.hub.bridge.wait_connected(HUB_CONNECT_WAIT_S):
             log.warning("the hub is not connected to %s yet; the simulator's first frames will be resent", address)
