@@ -9,17 +9,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
 from pymonitor.messages import DeadLetter, Event, NodeBirth, NodeDeath
 from pymonitor.store import HubStore
-from pymonitor.store.hub_retention import HubRetention
 
 from .core import Effect, HubCore, HubCounters, Publish, Record, WriteFrames
 from .retention import RetentionCounters, RetentionSettings
+
+if TYPE_CHECKING:  # store.hub_retention imports the pure core from this package
+    from pymonitor.store.hub_retention import HubRetention
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class HubActor(SupervisedActor):
             log.error("hub store was corrupt; kept the old file at %s", self.store.set_aside)
         self._schedule_flush()
         if self.settings.retention is not None:
+            from pymonitor.store.hub_retention import HubRetention  # here: an import cycle
+
             self.retention = HubRetention(self.settings.db_path, self.settings.retention)
             self._schedule_retention()
 
