@@ -110,7 +110,7 @@ def _check_equal(path: Path, rows: list[tuple[int, int, int, float]]) -> None:
 def test_rollups_equal_direct_summaries_of_the_raw_rows(hub: HubStore) -> None:
     rows = _series_rows(4, T0, T0 + 2 * DAY_MS, 30_000)
     _insert(hub.conn, rows)
-    ret = HubRetention(hub.path, RetentionSettings(rows_per_pass=5_000))
+    ret = HubRetention(hub.path, RetentionSettings(rows_per_tx=5_000))
     _settle(ret, T0 + 3 * DAY_MS)
     assert ret.marks()["1d"] == T0 + 2 * DAY_MS
     _check_equal(hub.path, rows)
@@ -135,7 +135,7 @@ def test_an_interrupted_pass_resumes_where_it_stopped(hub: HubStore, tmp_path: P
     rows = _series_rows(4, T0, T0 + DAY_MS + 2 * HOUR_MS, 60_000)
     _insert(hub.conn, rows)
     now = T0 + 3 * DAY_MS
-    ret = HubRetention(hub.path, RetentionSettings(rows_per_pass=700))
+    ret = HubRetention(hub.path, RetentionSettings(rows_per_tx=700))
     calls = {"n": 0}
     real_roll = ret._roll
 
@@ -202,7 +202,7 @@ def test_each_tier_expires_by_its_own_age_and_drops_are_counted(hub: HubStore) -
 
 def test_the_file_stops_growing_at_the_budget_under_continued_ingest(hub: HubStore) -> None:
     budget_mb = 3.0
-    settings = RetentionSettings(storage_budget_mb=budget_mb, rows_per_pass=5_000)
+    settings = RetentionSettings(storage_budget_mb=budget_mb, rows_per_tx=5_000)
     ret = HubRetention(hub.path, settings)
     sizes = []
     ts = T0

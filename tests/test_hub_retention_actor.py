@@ -93,7 +93,7 @@ def test_the_actor_runs_a_pass_on_its_timer_and_a_failing_pass_never_stops_inges
 
 def test_passes_and_ingest_run_at_once_without_losing_or_doubling_a_reading(tmp_path: Path) -> None:
     store = HubStore(tmp_path / "hub.db")
-    ret = HubRetention(store.path, RetentionSettings(rows_per_pass=2_000, settle_ms=0))
+    ret = HubRetention(store.path, RetentionSettings(rows_per_tx=2_000, settle_ms=0))
     stop = threading.Event()
     written = {"n": 0, "ts": NOW_MS}
 

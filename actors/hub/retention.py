@@ -61,7 +61,8 @@ class RetentionSettings:
     day_days: float = _DEFAULT_DAYS["1d"]
     storage_budget_mb: float = 0.0  # 0: no budget
     interval_s: float = 300.0  # between passes, clock time
-    rows_per_pass: int = 50_000  # source rows read per tier and pass (rollups, late rows, expiry chunks)
+    rows_per_tx: int = 5_000  # source rows per transaction (rollups, late rows, expiry): ingest waits <= ~0.3 s
+    tx_per_pass: int = 200  # transactions per tier and step in one pass (the rest waits for the next pass)
     settle_ms: int = 2 * MINUTE_MS  # a minute is rolled up this long after it ends (late readings after: re-rolled)
     high_water: float = 0.9  # of the budget: start dropping
     low_water: float = 0.8  # of the budget: stop dropping
@@ -70,8 +71,9 @@ class RetentionSettings:
         for name in ("raw_days", "minute_days", "hour_days", "day_days", "storage_budget_mb"):
             if getattr(self, name) < 0:
                 raise ValueError(f"retention at {name}: expected >= 0, got {getattr(self, name)}")
-        if self.rows_per_pass < 1:
-            raise ValueError(f"retention at rows_per_pass: expected >= 1, got {self.rows_per_pass}")
+        for name in ("rows_per_tx", "tx_per_pass"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"retention at {name}: expected >= 1, got {getattr(self, name)}")
         if not 0 < self.low_water <= self.high_water <= 1:
             raise ValueError(f"retention at low_water/high_water: expected 0 < low <= high <= 1, got "
                              f"{self.low_water}/{self.high_water}")  # fmt: skip
@@ -101,7 +103,7 @@ def rollup_limit(tier: RollupTier, now_ms: int, settle_ms: int, source_mark: int
 
 
 def chunk_end(mark: int, limit: int, window_ms: int, nth_ts: int | None) -> int:
-    """End of this pass's chunk from ``mark``: the window holding the source's ``rows_per_pass``-th
+    """End of this pass's chunk from ``mark``: the window holding the source's ``rows_per_tx``-th
     row (``nth_ts``, None when fewer rows wait), at least one window, never past ``limit``."""
     if nth_ts is None:
         return limit
