@@ -274,6 +274,14 @@ def stats(
         data["recent_events"] = store.recent_events(5)
         latest = store.conn.execute("SELECT MAX(day) FROM traffic").fetchone()[0]
         data["traffic"] = store.traffic(latest) if latest else []
+        from pymonitor.actors.hub.retention import RetentionSettings
+        from pymonitor.store.hub_retention import HubRetention
+
+        tiers = HubRetention(db, RetentionSettings())
+        try:
+            data["retention"] = tiers.tier_stats()  # rows per tier, watermarks, drops, bytes
+        finally:
+            tiers.close()
     finally:
         store.close()
     if json:
@@ -288,6 +296,11 @@ def stats(
         for direction in ("up", "down"):
             total = sum(row["bytes"] for row in data["traffic"] if row["direction"] == direction)
             typer.echo(f"{direction + ' ' + day:<13} {total:>12,} bytes")
+    tiers = data["retention"]
+    typer.echo("tiers         " + ", ".join(f"{name} {rows:,}" for name, rows in tiers["rows"].items()))
+    typer.echo(f"file          {tiers['file_bytes']:>12,} bytes ({tiers['used_bytes']:,} in use)")
+    if tiers["dropped"]:
+        typer.echo("dropped       " + ", ".join(f"{key} {rows:,}" for key, rows in sorted(tiers["dropped"].items())))
     for row in data["per_node"][:20]:
         state = "online " if row["online"] else "offline"
         typer.echo(f"  {row['node']:<20} {state} frames {row['frames']:>8,} readings {row['readings']:>10,}")

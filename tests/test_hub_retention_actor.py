@@ -154,3 +154,23 @@ def test_planning_core() -> None:
     assert over_budget(10**9, RetentionSettings()) == 0
     with pytest.raises(ValueError, match="raw_days"):
         RetentionSettings(raw_days=-1)
+
+
+def test_stats_shows_rows_per_tier_and_drops(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pymonitor.cli.main import app
+
+    store = HubStore(tmp_path / "hub.db")
+    store.conn.executemany(
+        "INSERT INTO readings (device_id, metric_id, ts_ms, value, device_seq) VALUES (1, 1, ?, 1.5, 0)",
+        [(NOW_MS + k * 1_000,) for k in range(600)],
+    )
+    ret = HubRetention(store.path, RetentionSettings(raw_days=0))
+    ret.run(NOW_MS + HOUR_MS)
+    ret.close()
+    store.close()
+    result = CliRunner().invoke(app, ["stats", "--db", str(tmp_path / "hub.db")])
+    assert result.exit_code == 0, result.output
+    assert "tiers         raw 0, 1m 10, 1h 0, 1d 0, node 0" in result.output
+    assert "dropped       raw/age 600" in result.output
