@@ -222,3 +222,17 @@ def test_the_file_stops_growing_at_the_budget_under_continued_ingest(hub: HubSto
     hub.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert hub.path.stat().st_size <= budget
     ret.close()
+
+
+def test_a_pass_reads_at_most_rows_per_tx_times_tx_per_pass_source_rows(hub: HubStore) -> None:
+    rows = _series_rows(5, T0, T0 + 6 * HOUR_MS, 10_000)  # 30 rows a minute
+    _insert(hub.conn, rows)
+    ret = HubRetention(hub.path, RetentionSettings(rows_per_tx=1_000, tx_per_pass=3))
+    now = T0 + DAY_MS
+    ret.run(now)
+    (rolled,) = _table(hub.path, "SELECT SUM(count) FROM rollups WHERE tier = 1")[0]
+    assert 3 * 1_000 - 3 * 30 <= rolled <= 3 * 1_000  # whole minutes, up to the 1,000th row of each chunk
+    passes = 1 + _settle(ret, now)
+    (rolled,) = _table(hub.path, "SELECT SUM(count) FROM rollups WHERE tier = 1")[0]
+    assert rolled == len(rows) and passes >= len(rows) // 3_000
+    ret.close()
