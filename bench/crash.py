@@ -44,10 +44,11 @@ def _write_config(path: Path, body: str) -> Path:
 
 
 def hub_config(work: Path, url: str, fleet: str = FLEET) -> Path:
-    """A hub node storing into ``work/hub.db``."""
+    """A hub node storing into ``work/hub.db``, keeping raw readings (a bench counts them)."""
     return _write_config(
         work / "hub.toml",
-        f'[node]\nname = "hub"\nfleet = "{fleet}"\n[broker]\nurl = "{url}"\n[hub]\ndb = "{work / "hub.db"}"\n',
+        f'[node]\nname = "hub"\nfleet = "{fleet}"\n[broker]\nurl = "{url}"\n[hub]\ndb = "{work / "hub.db"}"\n'
+        "raw_days = 3650\n",  # the benches count raw readings: none may roll up and expire under them
     )
 
 

@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         broker = MosquittoBroker(port=free_port()).start()
         link = ImpairedLink((broker.host, broker.port), profile=profile, outage_mode="drop", seed=args.seed).start()
         link.set_offline(True)
-        hub = subprocess.Popen([*NODE_CMD, str(hub_config(work, broker.url, FLEET))], stderr=subprocess.DEVNULL)
+        hub_log = (work / "hub.log").open("wb")  # kept for a post-mortem if the hub dies
+        hub = subprocess.Popen([*NODE_CMD, str(hub_config(work, broker.url, FLEET))], stderr=hub_log)
         arrivals = Arrivals(broker.host, broker.port)
         gateway: subprocess.Popen[bytes] | None = None
         try:
@@ -160,6 +161,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if proc is not None and proc.poll() is None:
                     proc.kill()
             arrivals.stop()
+            hub_log.close()
+            if hub.returncode not in (None, 0, -signal.SIGTERM):
+                progress(f"offline: the hub exited with {hub.returncode}: {(work / 'hub.log').read_text()[-2000:]}")
             link.stop()
             broker.close()
         final = outbox_status(work / "outbox")
