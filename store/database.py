@@ -119,3 +119,15 @@ def open_store(path: str | Path, migrations: Sequence[Migration]) -> OpenedStore
         conn.close()
         raise
     return OpenedStore(sqlite_utils.Database(conn), path, set_aside)
+
+
+TALLIES_TABLE = "CREATE TABLE tallies (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+"""Lifetime counters a store keeps in its own file, so they survive restarts."""
+
+
+def add_tally(conn: sqlite3.Connection, name: str, delta: int) -> None:
+    """Add ``delta`` to a counter in the ``tallies`` table, inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO tallies (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + ?",
+        (name, delta, delta),
+    )

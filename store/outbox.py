@@ -43,7 +43,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from .database import Migration, open_store
+from .database import TALLIES_TABLE, Migration, add_tally, open_store
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ OUTBOX_MIGRATIONS = (
                 attempts INTEGER NOT NULL DEFAULT 0, sent_connection INTEGER NOT NULL DEFAULT 0,
                 UNIQUE (session, seq))""",
             "CREATE INDEX frames_drain ON frames (priority, created_ms)",
-            "CREATE TABLE tallies (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            TALLIES_TABLE,
         ),
     ),
     Migration(
@@ -209,8 +209,8 @@ class DurableOutbox:
             except sqlite3.IntegrityError:
                 raise OutboxError(f"frame ({session}, {seq}) is already in the outbox") from None
             self._write_state(conn, items)
-            self._tally(conn, "frames", 1)
-            self._tally(conn, "readings", readings)
+            add_tally(conn, "frames", 1)
+            add_tally(conn, "readings", readings)
             self.size_bytes += len(payload)
             self._make_room(conn)
             conn.execute("COMMIT")
@@ -240,7 +240,7 @@ class DurableOutbox:
             result = self.thinner(payload)
         except Exception:  # a thinner bug must not stop the node buffering: counted and logged
             log.exception("outbox %s: the thinner failed on a frame; it is left as it was", self.path)
-            self._tally(conn, "thin_errors", 1)
+            add_tally(conn, "thin_errors", 1)
             result = None
         if result is None or len(result[0]) >= len(payload):
             conn.execute("UPDATE frames SET thinned = ? WHERE id = ?", (NOT_THINNABLE, frame_id))
@@ -252,8 +252,8 @@ class DurableOutbox:
             (smaller, len(smaller), left, thinned + 1, frame_id),
         )
         self.size_bytes -= len(payload) - len(smaller)
-        self._tally(conn, "downsampled_frames_backfill", 1)
-        self._tally(conn, "downsampled_readings_backfill", readings - left)
+        add_tally(conn, "downsampled_frames_backfill", 1)
+        add_tally(conn, "downsampled_readings_backfill", readings - left)
         return True
 
     def _evict_one(self, conn: sqlite3.Connection) -> bool:
@@ -268,8 +268,8 @@ class DurableOutbox:
         conn.execute("DELETE FROM frames WHERE id = ?", (frame_id,))
         self.size_bytes -= size
         name = Priority(priority).name.lower()
-        self._tally(conn, f"evicted_frames_{name}", 1)
-        self._tally(conn, f"evicted_readings_{name}", readings)
+        add_tally(conn, f"evicted_frames_{name}", 1)
+        add_tally(conn, f"evicted_readings_{name}", readings)
         return True
 
     # node state
@@ -304,13 +304,6 @@ class DurableOutbox:
         conn.executemany(
             "INSERT INTO node_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             items,
-        )
-
-    @staticmethod
-    def _tally(conn: sqlite3.Connection, name: str, delta: int) -> None:
-        conn.execute(
-            "INSERT INTO tallies (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + ?",
-            (name, delta, delta),
         )
 
     def demote_live(self, older_than_ms: int) -> int:
@@ -384,7 +377,7 @@ class DurableOutbox:
                 "UPDATE frames SET sent_ms = ?, attempts = attempts + 1, sent_connection = ? WHERE id = ?",
                 ((now_ms, connection, row[0]) for row in chosen),
             )
-            self._tally(self.conn, "resends", resends)
+            add_tally(self.conn, "resends", resends)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -450,17 +443,17 @@ class DurableOutbox:
                 by_attempts[attempts_tally(attempts)] += 1
             # One update per tally for the whole ack, not one per frame.
             if unknown:
-                self._tally(conn, "unknown_acks", unknown)
+                add_tally(conn, "unknown_acks", unknown)
             if unsent:
-                self._tally(conn, "unsent_acks", unsent)
+                add_tally(conn, "unsent_acks", unsent)
             if done:
-                self._tally(conn, "acked_frames", done)
-                self._tally(conn, "acked_readings", readings_done)
+                add_tally(conn, "acked_frames", done)
+                add_tally(conn, "acked_readings", readings_done)
                 for name, count in by_attempts.items():
-                    self._tally(conn, name, count)
+                    add_tally(conn, name, count)
                 worst = self._get(conn, "worst_delay_ms")
                 if longest > worst:
-                    self._tally(conn, "worst_delay_ms", longest - worst)
+                    add_tally(conn, "worst_delay_ms", longest - worst)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

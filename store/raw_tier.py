@@ -35,7 +35,7 @@ from pymonitor.messages.packing import PackedFrame, pack, unpack
 from pymonitor.messages.readings import ReadingBatch
 from pymonitor.messages.thinning import take_rows
 
-from .database import Migration, open_store
+from .database import TALLIES_TABLE, Migration, add_tally, open_store
 
 DAY_MS = 86_400_000
 RAW_KEEP_DAYS = 7
@@ -58,7 +58,7 @@ RAW_TIER_MIGRATIONS = (
                 device TEXT NOT NULL, batch_id INTEGER NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
                 PRIMARY KEY (device, batch_id)) WITHOUT ROWID""",
             "CREATE INDEX batch_devices_batch ON batch_devices (batch_id)",
-            "CREATE TABLE tallies (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            TALLIES_TABLE,
         ),
     ),
 )
@@ -148,8 +148,8 @@ class RawTier:
             conn.executemany(
                 "INSERT INTO batch_devices (device, batch_id) VALUES (?, ?)", ((d, cur.lastrowid) for d in devices)
             )
-            self._tally(conn, "frames", 1)
-            self._tally(conn, "readings", readings)
+            add_tally(conn, "frames", 1)
+            add_tally(conn, "readings", readings)
             self.size_bytes += len(payload)
             self._evict_past_cap(conn)
             conn.execute("COMMIT")
@@ -171,8 +171,8 @@ class RawTier:
             ).fetchone()
             if frames:
                 conn.execute("DELETE FROM batches WHERE last_ts_ms < ?", (horizon,))
-                self._tally(conn, "expired_frames", frames)
-                self._tally(conn, "expired_readings", readings)
+                add_tally(conn, "expired_frames", frames)
+                add_tally(conn, "expired_readings", readings)
                 self._dropped_through(conn, newest)
                 self.size_bytes -= size
             evicted = self._evict_past_cap(conn)
@@ -196,18 +196,11 @@ class RawTier:
             batch_id, size, readings, last_ts_ms = row
             conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
             self.size_bytes -= size
-            self._tally(conn, "evicted_frames", 1)
-            self._tally(conn, "evicted_readings", readings)
+            add_tally(conn, "evicted_frames", 1)
+            add_tally(conn, "evicted_readings", readings)
             self._dropped_through(conn, last_ts_ms)
             evicted += 1
         return evicted
-
-    @staticmethod
-    def _tally(conn: sqlite3.Connection, name: str, delta: int) -> None:
-        conn.execute(
-            "INSERT INTO tallies (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + ?",
-            (name, delta, delta),
-        )
 
     @staticmethod
     def _dropped_through(conn: sqlite3.Connection, last_ts_ms: int) -> None:
@@ -249,11 +242,11 @@ class RawTier:
             readings += count
             uncut += whole
             yield frame
-        self._tally(self.conn, "served_windows", 1)
-        self._tally(self.conn, "served_frames", served)
-        self._tally(self.conn, "served_readings", readings)
+        add_tally(self.conn, "served_windows", 1)
+        add_tally(self.conn, "served_frames", served)
+        add_tally(self.conn, "served_readings", readings)
         if uncut:
-            self._tally(self.conn, "uncut_frames", uncut)
+            add_tally(self.conn, "uncut_frames", uncut)
 
     @staticmethod
     def _cut(payload: bytes, from_ms: int, to_ms: int, devices: set[str] | None) -> tuple[bytes | None, int, bool]:

@@ -35,19 +35,19 @@ def test_a_gateway_killed_with_sigkill_again_and_again_loses_and_duplicates_noth
     assert result["stored"] + result["pending"] >= result["generated"]
 
 
-def fleet_of(node_address: BrokerAddress, hub: object, outbox_dir: Path, **options: object) -> FleetSimulator:
+def fleet_of(
+    node_address: BrokerAddress, hub: Any, outbox_dir: Path, clock: RealClock | None = None, **options: Any
+) -> FleetSimulator:
+    """One durable gateway of 20 devices (1 s apart unless ``options`` say otherwise) beside the hub."""
+    settings: dict[str, Any] = {"devices": 20, "interval_s": 1.0, "ack_timeout_s": 5.0, "compression": "zstd"}
     return FleetSimulator(
         fleet="durable",
-        devices=20,
         gateways=1,
         address=node_address,
-        clock=hub.clock,  # type: ignore[attr-defined]
-        supervisor=hub.supervisor,  # type: ignore[attr-defined]
-        interval_s=1.0,
-        ack_timeout_s=5.0,
-        compression="zstd",
+        clock=clock or hub.clock,
+        supervisor=hub.supervisor,
         outbox_dir=outbox_dir,
-        **options,  # type: ignore[arg-type]
+        **{**settings, **options},
     )
 
 
@@ -115,15 +115,12 @@ def test_a_spent_daily_budget_thins_sampling_and_says_so(broker_address: BrokerA
     with running_hub(broker_address, tmp_path, "durable") as hub:
         clock = RealClock(speed=600.0)  # ten simulated minutes a second: the budget's pace shows quickly
         try:
-            fleet = FleetSimulator(
-                fleet="durable",
-                devices=20,
-                gateways=1,
-                address=broker_address,
-                clock=clock,
-                supervisor=hub.supervisor,
+            fleet = fleet_of(
+                broker_address,
+                hub,
+                tmp_path / "outbox",
+                clock,
                 interval_s=60.0,
-                outbox_dir=tmp_path / "outbox",
                 daily_budget_bytes=20_000,  # far below what 20 devices a minute need
             ).start()
             hub.fleet = fleet
@@ -159,15 +156,13 @@ def test_a_summaries_node_sends_windows_and_serves_the_raw_window_the_hub_asks_f
         clock = RealClock(speed=60.0)  # a simulated minute a second: ten-minute windows close quickly
         acks = RawClient(broker_address, "watch-acks", (topics.up("durable", "gw-0000", "ack"),))
         try:
-            fleet = FleetSimulator(
-                fleet="durable",
+            fleet = fleet_of(
+                broker_address,
+                hub,
+                tmp_path / "outbox",
+                clock,
                 devices=5,
-                gateways=1,
-                address=broker_address,
-                clock=clock,
-                supervisor=hub.supervisor,
                 interval_s=60.0,
-                outbox_dir=tmp_path / "outbox",
                 uplink="summaries",
                 summary_window_s=600.0,
             ).start()
