@@ -308,7 +308,7 @@ class GatewayActor(SupervisedActor):
         for group, state in self.sampler.frames_until(now):
             self._buffer_group(group, state)
         for frame in self.sampler.tick(now):
-            self._buffer(frame, self.sampler.snapshot())
+            self._buffer(frame, None)  # seq numbers need no saving: a restart is a new session
         if self.raw_tier is not None:
             self.raw_tier.expire(now)
         self._report_losses(now)
@@ -434,7 +434,7 @@ class GatewayActor(SupervisedActor):
         else:
             for payload in self.raw_tier.iter_window(request.from_ms, request.to_ms, set(request.devices) or None):
                 frame = self.sampler.replay(payload)
-                self._buffer(frame, self.sampler.snapshot())
+                self._buffer(frame, None)
                 frames, readings = frames + 1, readings + frame.readings
             oldest = self.raw_tier.oldest_ms()
             status = "ok"
