@@ -97,8 +97,17 @@ class FleetSimulator:
         self.supervisor.tell(gateway, SetLink(up))
 
     def stop_sampling(self) -> None:
+        """Stop every gateway's sampling and return once each has done so.
+
+        Asked, not told: a tick already in a gateway's mailbox still samples before the stop, and a
+        caller that then waits for empty outboxes and reads ``generated`` must see that tick's frames.
+        """
         for settings in self.settings:
-            self.supervisor.tell(settings.node, StopSampling())
+            ref = self.supervisor.ref(settings.node)
+            if ref is None or not ref.is_alive():
+                continue
+            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                ref.ask(StopSampling(), timeout=STATUS_TIMEOUT_S)
 
     def generated(self) -> int:
         return sum(s.generated[0] for s in self.settings)
