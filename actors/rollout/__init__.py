@@ -1,0 +1,57 @@
+"""Fleet rollouts of a configuration or firmware version: targeting, waves, health gates, rollback.
+
+Pure cores (no paho, no clock reads; ``now_ms`` is passed in): :func:`select_targets` picks devices
+by label matchers, :class:`WavePlan` splits them into a canary and growing waves,
+:mod:`.gates` judges each wave, :class:`RolloutEngine` is the state machine that turns reports
+into commands, and :class:`RolloutStore` keeps its state in SQLite across hub restarts.
+
+Errors: every refusal is a :class:`RolloutError` (a ``ValueError``): :class:`RolloutSpecError`
+(a bad spec or inventory, naming the field), :class:`NoTargetError` (the selector matched no
+device), :class:`RolloutStateError` (a command that does not fit the state, e.g. resume a running
+rollout) and :class:`RolloutStoreError` (no such rollout, or a saved state that does not load).
+"""
+
+from .engine import (
+    OUTCOMES,
+    ROLLOUT_STATES,
+    Command,
+    DeviceState,
+    RolloutEngine,
+    RolloutStatus,
+    WaveStatus,
+)
+from .errors import NoTargetError, RolloutError, RolloutSpecError, RolloutStateError, RolloutStoreError
+from .gates import GatePolicy, Tally, abort_reason, gate_reason
+from .plan import Inventory, LabelMatcher, WavePlan, parse_matcher, parse_selector, select_targets
+from .spec import RolloutSpec, spec_from_dict
+from .state_store import ControlRequest, RolloutStore, apply_controls
+
+__all__ = [
+    "OUTCOMES",
+    "ROLLOUT_STATES",
+    "Command",
+    "ControlRequest",
+    "DeviceState",
+    "GatePolicy",
+    "Inventory",
+    "LabelMatcher",
+    "NoTargetError",
+    "RolloutEngine",
+    "RolloutError",
+    "RolloutSpec",
+    "RolloutSpecError",
+    "RolloutStateError",
+    "RolloutStatus",
+    "RolloutStore",
+    "RolloutStoreError",
+    "Tally",
+    "WavePlan",
+    "WaveStatus",
+    "abort_reason",
+    "apply_controls",
+    "gate_reason",
+    "parse_matcher",
+    "parse_selector",
+    "select_targets",
+    "spec_from_dict",
+]
