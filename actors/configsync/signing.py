@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import KeyFileError, SignatureError
+from .canonical import canonical_bytes
+from .errors import ConfigSyncError, KeyFileError, SignatureError
 
 SIGNATURE_DOMAIN = "pymonitor.configsync.sig.v1"
 """Signed together with the fields, so a signature made for something else never verifies here."""
@@ -73,9 +73,9 @@ def trusted_keys(public_keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519Pu
 def signed_bytes(body: Mapping[str, Any], key: str, issued_ms: int, expires_ms: int, seq: int) -> bytes:
     """The canonical bytes a signature covers; raises :class:`SignatureError` if the body is not CBOR-native."""
     try:
-        return cbor2.dumps([SIGNATURE_DOMAIN, dict(body), key, issued_ms, expires_ms, seq], canonical=True)
-    except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
-        raise SignatureError("forged", f"body cannot be encoded canonically: {exc}") from None
+        return canonical_bytes([SIGNATURE_DOMAIN, dict(body), key, issued_ms, expires_ms, seq])
+    except ConfigSyncError as exc:
+        raise SignatureError("forged", f"body: {exc}") from None
 
 
 def sign(

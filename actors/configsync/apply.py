@@ -1,0 +1,141 @@
+"""Node side: decide whether to apply a desired config, and what to run and report.
+
+:func:`apply` verifies the signature, checks the message is for this node and newer than what it
+applied, merges the hub's document into the local one against the last applied base, validates
+the result with the same validator the hub uses, and returns either the new state or a
+rejection with a reason. It writes nothing: the shell writes the file with
+:func:`~.tomlfile.write_config_file` and only then persists ``result.state``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pymonitor.deploy.config import NodeConfig
+from pymonitor.messages.config import ConfigDesired, ConfigReport
+
+from .canonical import content_hash
+from .desired import Doc, envelope_of
+from .errors import ConfigValidationError, SignatureError
+from .merge import Conflict, MergePolicy, three_way_merge
+from .signing import CLOCK_SKEW_MS, ReplayGuard, verify
+from .validate import validate_change
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfigState:
+    """What a node keeps about its config: what it runs, and the last hub document it applied.
+
+    ``base``/``base_version`` are the merge base (``{}``/0 before the first remote config).
+    """
+
+    local: Doc
+    base: Doc = field(default_factory=dict)
+    base_version: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyResult:
+    """The outcome of one desired message; ``changed`` means write ``state.local`` and run ``config``."""
+
+    applied: bool
+    changed: bool
+    state: NodeConfigState
+    report: ConfigReport
+    config: NodeConfig | None = None
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def _node_name(doc: Mapping[str, Any]) -> str | None:
+    node = doc.get("node")
+    name = node.get("name") if isinstance(node, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def rejected(
+    desired: ConfigDesired,
+    current: NodeConfigState,
+    reason: str,
+    detail: str,
+    now_ms: int,
+    conflicts: list[Conflict] | None = None,
+) -> ApplyResult:
+    """A rejection: state unchanged, a report with the reason (also for the shell's ``write_failed``)."""
+    report = ConfigReport(
+        node=_node_name(current.local) or desired.node,
+        version=desired.version,
+        hash=desired.hash,
+        status="rejected",
+        ts_ms=now_ms,
+        reason=reason,
+        detail=detail,
+        previous_version=current.base_version,
+        conflicts=[c.to_wire() for c in conflicts or []],
+    )
+    return ApplyResult(applied=False, changed=False, state=current, report=report, conflicts=list(conflicts or []))
+
+
+def apply(
+    desired: ConfigDesired,
+    current: NodeConfigState,
+    trusted_keys: Mapping[str, Ed25519PublicKey],
+    now_ms: int,
+    *,
+    replay: ReplayGuard,
+    policy: MergePolicy = "hub-wins",
+    skew_ms: int = CLOCK_SKEW_MS,
+) -> ApplyResult:
+    """Apply ``desired`` to ``current`` or reject it with a reason; nothing is half-applied."""
+    if desired.version == current.base_version and desired.hash == content_hash(current.base):
+        # The retained message again (a reconnect): already applied, nothing to do, say so again.
+        report = ConfigReport(
+            node=desired.node,
+            version=desired.version,
+            hash=content_hash(current.local),
+            status="applied",
+            ts_ms=now_ms,
+            detail="already applied",
+            previous_version=current.base_version,
+        )
+        return ApplyResult(applied=True, changed=False, state=current, report=report)
+    try:
+        verify(envelope_of(desired), trusted_keys, replay, now_ms, skew_ms=skew_ms)
+    except SignatureError as exc:
+        return rejected(desired, current, exc.reason, exc.detail, now_ms)
+    name = _node_name(current.local)
+    if desired.node != name:
+        return rejected(desired, current, "wrong_node", f"addressed to {desired.node!r}, this node is {name!r}", now_ms)
+    actual = content_hash(desired.doc)
+    if actual != desired.hash:
+        detail = f"doc hashes to {actual}, the message says {desired.hash}"
+        return rejected(desired, current, "hash_mismatch", detail, now_ms)
+    if desired.version <= current.base_version:
+        detail = f"version {desired.version} is not newer than the applied version {current.base_version}"
+        return rejected(desired, current, "outdated", detail, now_ms)
+    merged = three_way_merge(current.base, current.local, desired.doc, policy)
+    if merged.refused:
+        paths = ", ".join(c.path for c in merged.conflicts)
+        return rejected(desired, current, "conflict", f"changed here and by the hub: {paths}", now_ms, merged.conflicts)
+    try:
+        config = validate_change(current.local, merged.doc)
+    except ConfigValidationError as exc:
+        return rejected(desired, current, "invalid", str(exc), now_ms, merged.conflicts)
+    state = NodeConfigState(local=merged.doc, base=copy.deepcopy(desired.doc), base_version=desired.version)
+    report = ConfigReport(
+        node=desired.node,
+        version=desired.version,
+        hash=content_hash(merged.doc),
+        status="applied",
+        ts_ms=now_ms,
+        detail=f"{len(merged.conflicts)} conflict(s) settled by {policy}" if merged.conflicts else "",
+        previous_version=current.base_version,
+        conflicts=[c.to_wire() for c in merged.conflicts],
+    )
+    return ApplyResult(
+        applied=True, changed=True, state=state, report=report, config=config, conflicts=merged.conflicts
+    )
