@@ -16,6 +16,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from pymonitor.actors.summary.config import SummarySection, parse_summary_config
+from pymonitor.actors.summary.errors import SummaryError
+from pymonitor.actors.summary.uplink_plan import check_uplink
 from pymonitor.broker.topics import NAME_PATTERN
 from pymonitor.broker.url import BrokerUrlError, parse_broker_url
 
@@ -76,6 +79,7 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     uplink: Literal["raw", "summaries"] = "raw"  # summaries: raw stays in the raw tier until the hub asks
     summary_window_s: PositiveFloat = 3600.0
     raw_keep_days: PositiveFloat = 7.0
+    summary_keep_days: PositiveFloat = 90.0  # the summaries sent, kept on the node too (its own tier)
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,6 +88,7 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     clock: ClockSection = msgspec.field(default_factory=ClockSection)
     hub: HubSection | None = None
     simulator: SimulatorSection | None = None
+    summary: SummarySection | None = None  # per-metric windows and functions of the summary uplink
 
 
 _PATH = re.compile(r" - at `\$((?:\.[A-Za-z0-9_]+|\[\d+\])*)`$")
@@ -126,11 +131,19 @@ def _explain(error: msgspec.ValidationError) -> tuple[str, str]:
 
 def parse_config(data: dict[str, Any], source: str = "config") -> NodeConfig:
     """Validate already-parsed TOML data."""
+    data = dict(data)
+    summary_table = data.pop("summary", None)
     try:
         config = msgspec.convert(data, NodeConfig, strict=True)
     except msgspec.ValidationError as exc:
         where, reason = _explain(exc)
         raise ConfigError(f"{source} at {where}: {reason}") from None
+    if summary_table is not None:
+        try:  # its own parser: its errors name the metric's table, which msgspec's paths cannot
+            config.summary = parse_summary_config(summary_table)
+            check_uplink(config.summary)
+        except SummaryError as exc:
+            raise ConfigError(f"{source} at {exc}") from None
     url = config.broker.url
     if url not in ("embedded", "mosquitto", "auto"):
         try:

@@ -8,6 +8,7 @@ from .errors import MessageError
 from .registry import message
 
 DAY_MS = 86_400_000
+TIERS = ("raw", "summaries")
 RAW_WINDOW_MAX_MS = 31 * DAY_MS
 """The longest window one ``raw.request.v1`` may ask for; a node may enforce less with :meth:`RawRequest.check`."""
 
@@ -27,8 +28,11 @@ class RawRequest:
     ts_ms: int
     devices: list[str] = field(default_factory=list)
     reason: str = ""
+    tier: str = "raw"  # or "summaries": the window's summaries again, from the node's summary tier
 
     def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise MessageError(f"expected one of {', '.join(TIERS)}, got {self.tier!r}", path="$.tier")
         self.check(RAW_WINDOW_MAX_MS)
 
     def check(self, max_window_ms: int) -> None:

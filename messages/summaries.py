@@ -17,6 +17,10 @@ of the first index, then one count per index up to the last, zeros included; hea
 store's first delta is taken from a base the receiver can compute too: the bucket of ``|min|``
 (positive store, when min > 0) or of ``|max|`` (negative store, when max < 0), else 0, so it is
 usually 0. Min and max come from their columns, alpha from the batch.
+
+An empty sketch (``b""``) means the row carries none: the node's ``[summary]`` config asks no
+quantile of that metric, and the sketch is about half a row's bytes. Such a row answers every
+function but quantiles.
 """
 
 from __future__ import annotations
@@ -135,6 +139,7 @@ class SummaryRow:
     positive: dict[int, int]
     negative: dict[int, int]
     zero: int
+    sketched: bool = True  # False: the row carries no sketch (no quantiles were asked of its metric)
 
     @property
     def mean(self) -> float:
@@ -207,6 +212,8 @@ class SummaryBatch:
             raise MessageError(f"must be >= 1, got {int(counts.min())}", path=f"$.count[{int(counts.argmin())}]")
         lows, highs = self.stat("min").tolist(), self.stat("max").tolist()
         for i, (data, n) in enumerate(zip(self.sketches, counts.tolist(), strict=True)):
+            if not data:
+                continue  # no quantiles asked of this metric
             pos, neg, zero = unpack_sketch(data, f"$.sketches[{i}]", sketch_bases(self.alpha, lows[i], highs[i]))
             held = zero + sum(pos.values()) + sum(neg.values())
             if held != n:
@@ -239,7 +246,8 @@ class SummaryBatch:
         for i in range(self.rows):
             lo, hi, total, first, last, m2 = (column[i] for column in stats)
             bases = sketch_bases(self.alpha, lo, hi)
-            pos, neg, zero = unpack_sketch(self.sketches[i], f"$.sketches[{i}]", bases)
+            data = self.sketches[i]
+            pos, neg, zero = unpack_sketch(data, f"$.sketches[{i}]", bases) if data else ({}, {}, 0)
             out.append(
                 SummaryRow(
                     device=self.devices[dev[i]],
@@ -255,6 +263,7 @@ class SummaryBatch:
                     positive=pos,
                     negative=neg,
                     zero=zero,
+                    sketched=bool(data),
                 )
             )
         return out

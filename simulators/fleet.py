@@ -10,7 +10,9 @@ import pykka
 
 from pymonitor.actors.runtime.clock import Clock
 from pymonitor.actors.runtime.supervisor import Supervisor
+from pymonitor.actors.summary.config import SummarySection
 from pymonitor.broker import BrokerAddress, NetworkLoop
+from pymonitor.store.raw_tier import SUMMARY_KEEP_DAYS
 
 from .gateway import DURABLE_CAP_BYTES, LIVE_WINDOW_S, GatewayActor, GatewaySettings, SetLink, StopSampling
 from .layout import FleetLayout, plan_fleet
@@ -44,6 +46,8 @@ class FleetSimulator:
         uplink: str = "raw",
         summary_window_s: float = 3600.0,
         raw_keep_days: float = 7.0,
+        summary: SummarySection | None = None,
+        summary_keep_days: float = SUMMARY_KEEP_DAYS,
     ) -> None:
         self.layout: FleetLayout = plan_fleet(fleet=fleet, devices=devices, gateways=gateways, seed=seed)
         self.address = address
@@ -76,6 +80,8 @@ class FleetSimulator:
                 uplink=uplink,
                 summary_window_s=summary_window_s,
                 raw_keep_days=raw_keep_days,
+                summary=summary,
+                summary_keep_days=summary_keep_days,
             )
             for i, name in enumerate(self.layout.gateways)
         ]

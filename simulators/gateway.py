@@ -19,13 +19,14 @@ from pymonitor.actors.runtime.breaker import BreakerState, CircuitBreaker
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
+from pymonitor.actors.summary.config import SummarySection
 from pymonitor.actors.uplink import DailyBudget, LinkEstimator, UplinkPlan, plan_uplink
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
 from pymonitor.messages import CommandAck, DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
 from pymonitor.messages.requests import RawRequest
 from pymonitor.messages.thinning import thin_frame
 from pymonitor.store.outbox import DurableOutbox, Priority
-from pymonitor.store.raw_tier import RawTier
+from pymonitor.store.raw_tier import SUMMARY_CAP_BYTES, SUMMARY_KEEP_DAYS, RawTier
 
 from .outbox import Outbox
 from .sampler import OutFrame, SamplerSpec, SiteSampler, saved_spec_fields
@@ -96,7 +97,9 @@ class GatewaySettings:
     daily_budget_bytes: int | None = None  # durable gateways: past its pace, sampling thins out
     uplink: str = "raw"  # "summaries": window summaries go up, raw batches stay in the raw tier until asked for
     summary_window_s: float = 3600.0
+    summary: SummarySection | None = None  # the node's [summary]: per-metric windows and functions
     raw_keep_days: float = 7.0
+    summary_keep_days: float = SUMMARY_KEEP_DAYS
     outbox: Outbox = field(default_factory=Outbox)  # in memory (when no outbox_path); survives actor restarts
     generated: list[int] = field(default_factory=lambda: [0])  # readings buffered, survives restarts
 
@@ -130,6 +133,7 @@ class GatewayActor(SupervisedActor):
         self._reported_losses = 0
         self._last_loss_report_ms: int | None = None
         self.raw_tier: RawTier | None = None
+        self.summary_tier: RawTier | None = None  # the summaries sent, kept on the node (same store, own file)
         self.estimator = LinkEstimator(
             initial_ack_timeout_ms=int(settings.ack_timeout_s * 1000), min_ack_timeout_ms=RESEND_FLOOR_MS
         )
@@ -162,6 +166,7 @@ class GatewayActor(SupervisedActor):
             "alerts": s.alerts,
             "anomalies": s.outbox_path is not None,  # remote sites score every point; big simulated fleets do not
             "summary_window_s": s.summary_window_s if s.uplink == "summaries" and s.outbox_path else None,
+            "summary": s.summary,
         }
         if s.outbox_path is None:
             return SiteSampler(self._spec(s.start_ms), session=self.session, **options)  # type: ignore[arg-type]
@@ -169,6 +174,9 @@ class GatewayActor(SupervisedActor):
         self.outbox = box
         if s.uplink == "summaries":
             self.raw_tier = RawTier(f"{s.outbox_path}.raw", keep_days=s.raw_keep_days)
+            self.summary_tier = RawTier(
+                f"{s.outbox_path}.summaries", keep_days=s.summary_keep_days, cap_bytes=SUMMARY_CAP_BYTES
+            )
         saved = box.state().get(SAMPLER_STATE_KEY)
         start_ms, last_session = saved_spec_fields(saved) if saved else (s.start_ms, 0)
         self.session = max(self.session, last_session + 1)  # a restart is a new session, even within a ms
@@ -214,8 +222,9 @@ class GatewayActor(SupervisedActor):
     def _close_outbox(self) -> None:
         if isinstance(self.outbox, DurableOutbox):
             self.outbox.close()
-        if self.raw_tier is not None:
-            self.raw_tier.close()
+        for tier in (self.raw_tier, self.summary_tier):
+            if tier is not None:
+                tier.close()
 
     def _new_bridge(self) -> MqttBridge:
         fleet, node = self.settings.fleet, self.settings.node
@@ -309,8 +318,10 @@ class GatewayActor(SupervisedActor):
             self._buffer_group(group, state)
         for frame in self.sampler.tick(now):
             self._buffer(frame, None)  # seq numbers need no saving: a restart is a new session
-        if self.raw_tier is not None:
-            self.raw_tier.expire(now)
+            self._keep(frame, now)
+        for tier in (self.raw_tier, self.summary_tier):
+            if tier is not None:
+                tier.expire(now)
         self._report_losses(now)
 
     def _buffer_group(self, group: list[OutFrame], state: bytes) -> None:
@@ -324,11 +335,15 @@ class GatewayActor(SupervisedActor):
             self._buffer(frame, state if i == len(sent) - 1 else None)
         if not sent and isinstance(self.outbox, DurableOutbox):
             self.outbox.save_state({SAMPLER_STATE_KEY: state})
-        if self.raw_tier is not None:
-            now = self.clock.now_ms()
-            for frame in group:
-                if frame.span is not None:
-                    self.raw_tier.add(frame.payload, *frame.span, rows=frame.rows, readings=frame.readings, now_ms=now)
+        now = self.clock.now_ms()
+        for frame in group:
+            self._keep(frame, now)
+
+    def _keep(self, frame: OutFrame, now: int) -> None:
+        """Reading batches into the raw tier, summary frames into the summary tier (when the node keeps them)."""
+        tier = self.summary_tier if frame.stream == "summaries" else self.raw_tier
+        if tier is not None and frame.span is not None:
+            tier.add(frame.payload, *frame.span, rows=frame.rows, readings=frame.readings, now_ms=now)
 
     def _losses(self) -> int:
         if not isinstance(self.outbox, DurableOutbox):
@@ -426,19 +441,20 @@ class GatewayActor(SupervisedActor):
                 self._send()  # ack-clocked: room in the window goes to the next frames at once
 
     def _serve_raw(self, request: RawRequest) -> None:
-        """Progressive resolution: the raw readings of a window, from the raw tier, as backfill."""
+        """Progressive resolution: the raw readings (or the summaries) of a window, from its tier, as backfill."""
         now = self.clock.now_ms()
         frames = readings = 0
-        if self.raw_tier is None or self.sampler is None:
-            status, detail = "refused", "this node sends raw readings already; it keeps no raw tier"
+        tier = self.summary_tier if request.tier == "summaries" else self.raw_tier
+        if tier is None or self.sampler is None:
+            status, detail = "refused", f"this node sends raw readings already; it keeps no {request.tier} tier"
         else:
-            for payload in self.raw_tier.iter_window(request.from_ms, request.to_ms, set(request.devices) or None):
+            for payload in tier.iter_window(request.from_ms, request.to_ms, set(request.devices) or None):
                 frame = self.sampler.replay(payload)
                 self._buffer(frame, None)
                 frames, readings = frames + 1, readings + frame.readings
-            oldest = self.raw_tier.oldest_ms()
+            oldest = tier.oldest_ms()
             status = "ok"
-            detail = "" if frames else f"nothing kept for that window (the raw tier starts at {oldest})"
+            detail = "" if frames else f"nothing kept for that window (the {request.tier} tier starts at {oldest})"
         ack = CommandAck(
             node=self.settings.node,
             id=request.id,

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import cbor2
+import numpy as np
 
+from pymonitor.actors.summary.config import SummarySection
 from pymonitor.actors.summary.summarizer import Summarizer
+from pymonitor.actors.summary.uplink_plan import uplink_summarizers
 from pymonitor.messages import Event, ReadingBatch, decode_unpacked, encode, encode_packed
 from pymonitor.messages.summaries import SummaryBatch
 from pymonitor.store.outbox import Priority
@@ -38,9 +41,16 @@ class OutFrame:
     priority: Priority
     urgent: bool = False  # a reading batch whose block held an anomaly: send it with the events
     local: bool = False  # kept in the node's raw tier only, not sent (summaries go instead)
-    span: tuple[int, int] | None = None  # a reading batch's first and last sample time
-    rows: int = 0  # a reading batch's samples
+    span: tuple[int, int] | None = None  # first and last sample time (a summary frame: its windows' bounds)
+    rows: int = 0  # a reading batch's samples, a summary frame's windows
     stream: str | None = None  # the up-topic kind when not the priority's usual one
+
+
+def _extent(made: SummaryBatch) -> dict[str, Any]:
+    """``span`` and ``rows`` of a summary frame, for the node's summary tier."""
+    starts = np.cumsum(np.frombuffer(made.window_start_ms, dtype="<i8"))
+    span = (int(starts.min()), int(starts.max()) + made.window_ms - 1) if made.rows else None
+    return {"span": span, "rows": made.rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +80,14 @@ class SiteSampler:
         anomalies: bool = False,
         anomaly_quiet_s: float = ANOMALY_QUIET_MS / 1000,
         summary_window_s: float | None = None,
+        summary: SummarySection | None = None,
     ) -> None:
         """``anomalies``: score every sample with a streaming detector per series (opt-in: it costs about
         as much CPU as drawing the samples, which slows 100,000-device fleet simulations; remote sites want it);
         ``anomaly_quiet_s``: at most one anomaly event per series per this much sample time;
         ``summary_window_s``: send window summaries instead of raw batches (progressive resolution):
-        a batch is then kept locally (``OutFrame.local``) unless it holds an anomaly."""
+        a batch is then kept locally (``OutFrame.local``) unless it holds an anomaly; ``summary``: the
+        node's per-metric ``[summary]`` config (window sizes, functions; see actors.summary.uplink_plan)."""
         self.spec = spec
         self.session = session
         self.seq = 0
@@ -94,10 +106,16 @@ class SiteSampler:
         self.anomalies = AnomalyWatch(len(spec.devices), quiet_ms=quiet_ms) if anomalies else None
         self.skipped = 0  # samples taken but not sent because of the stride
         self.bytes_per_row: float | None = None  # measured on the frames made, for sizing the next ones
-        self.summarizer = (
-            None
+        self.summarizers: list[Summarizer] = (
+            []
             if summary_window_s is None
-            else Summarizer(spec.node, session, window_ms=round(summary_window_s * 1000), min_rows=len(spec.devices))
+            else uplink_summarizers(
+                summary,
+                node=spec.node,
+                session=session,
+                default_window_ms=round(summary_window_s * 1000),
+                min_rows=len(spec.devices),
+            )
         )
 
     def _encode(self, msg: object) -> bytes:
@@ -121,7 +139,7 @@ class SiteSampler:
                 payload = self._encode(batch)
                 self._measure(len(payload), kept.rows)
                 span = (int(kept.ts_ms.min()), int(kept.ts_ms.max()))
-                local = self.summarizer is not None and not urgent  # the detail of what matters goes anyway
+                local = bool(self.summarizers) and not urgent  # the detail of what matters goes anyway
                 group.append(
                     OutFrame(
                         self.seq,
@@ -134,15 +152,15 @@ class SiteSampler:
                         rows=kept.rows,
                     )
                 )
-                if self.summarizer is not None:
-                    group.extend(self._summaries(self.summarizer.add(batch, now_ms)))
+                for summarizer in self.summarizers:
+                    group.extend(self._summaries(summarizer.add(batch, now_ms)))
             yield group, self.snapshot()
             if block.rows < self.max_rows_per_frame:
                 return
 
     def tick(self, now_ms: int) -> list[OutFrame]:
         """Summary windows that closed with time alone (devices gone quiet)."""
-        return [] if self.summarizer is None else self._summaries(self.summarizer.tick(now_ms))
+        return [frame for summarizer in self.summarizers for frame in self._summaries(summarizer.tick(now_ms))]
 
     def _summaries(self, made: SummaryBatch | None) -> list[OutFrame]:
         """Number a summary frame in the sampler's sequence (one sequence space per session)."""
@@ -150,7 +168,7 @@ class SiteSampler:
             return []
         self.seq += 1
         numbered = dataclasses.replace(made, session=self.session, seq=self.seq)
-        return [OutFrame(self.seq, self._encode(numbered), 0, Priority.LIVE, stream="summaries")]
+        return [OutFrame(self.seq, self._encode(numbered), 0, Priority.LIVE, stream="summaries", **_extent(made))]
 
     def replay(self, payload: bytes) -> OutFrame:
         """A raw batch from the node's raw tier, renumbered in this session, to go as backfill.
@@ -159,6 +177,10 @@ class SiteSampler:
         same stored batch differently must not look like one frame.
         """
         batch = decode_unpacked(payload)
+        if isinstance(batch, SummaryBatch):  # from the summary tier: the hub keeps each window once
+            self.seq += 1
+            again_summary = dataclasses.replace(batch, session=self.session, seq=self.seq)
+            return OutFrame(self.seq, self._encode(again_summary), 0, Priority.BACKFILL, stream="summaries")
         if not isinstance(batch, ReadingBatch):
             raise ValueError(f"the raw tier held a {type(batch).__name__}, not a reading batch")
         self.seq += 1

@@ -198,9 +198,12 @@ class HubStore:
         starts = unpack_deltas(frame.window_start_ms)
         counts = array("q", frame.count).tolist() if frame.rows else []
         devs, mets = unpack_indexes(frame.device_index), unpack_indexes(frame.metric_index)
+        # A window already stored (a node re-sending summaries from its summary tier) is kept once.
         self.conn.executemany(
             "INSERT INTO window_summaries(node_id, session, seq, device_id, metric_id, start_ms, window_ms, count,"
-            " min, max, sum, first, last, m2, alpha, sketch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " min, max, sum, first, last, m2, alpha, sketch) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM window_summaries WHERE device_id = ?4 AND metric_id = ?5"
+            " AND start_ms = ?6 AND window_ms = ?7)",
             (
                 (node_id, frame.session, frame.seq, device_ids[devs[i]], metric_ids[mets[i]], starts[i],
                  frame.window_ms, counts[i], *(column[i] for column in stats), frame.alpha, frame.sketches[i])

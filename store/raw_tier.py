@@ -16,6 +16,11 @@ which survive restarts (``expired_*``, ``evicted_*``); ``dropped_through_ms`` in
 is the newest measurement time of any batch dropped: the tier is complete only after it.
 
 A corrupt file is set aside and a new one started (``set_aside`` says where).
+
+The same store is the node's **summary tier**: given ``summary.batch.v1`` frames (the summaries
+the node sent, kept ``summary_keep_days``, 90 by default) it keeps them under the same rules; a
+summary frame's bounds are its windows', and a window request gets every frame with a window
+overlapping it, whole (frames of summaries are small; the hub keeps each window once).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pymonitor.messages.codec import MAX_FRAME_BYTES, decode, encode
 from pymonitor.messages.errors import MessageError
 from pymonitor.messages.packing import PackedFrame, pack, unpack
 from pymonitor.messages.readings import ReadingBatch
+from pymonitor.messages.summaries import SummaryBatch
 from pymonitor.messages.thinning import take_rows
 
 from .database import TALLIES_TABLE, Migration, add_tally, open_store
@@ -41,6 +47,10 @@ DAY_MS = 86_400_000
 RAW_KEEP_DAYS = 7
 RAW_CAP_BYTES = 512 * 1024 * 1024
 """Default cap: about what ``pymonitor storage plan`` gives for 7 days of 1,000 metrics a minute."""
+SUMMARY_KEEP_DAYS = 90
+SUMMARY_CAP_BYTES = 128 * 1024 * 1024
+"""The summary tier's defaults: the remote seed keeps 90 days of summaries on the node; hourly windows
+of 1,000 metrics (about 22 B each with a sketch, bench summarize) take about 48 MB in that time."""
 
 RAW_TIER_MIGRATIONS = (
     Migration(
@@ -68,7 +78,7 @@ class RawTierError(ValueError):
     """A payload the raw tier cannot take (not a reading batch, or columns that contradict its bounds)."""
 
 
-def _open_batch(payload: bytes) -> tuple[ReadingBatch, str]:
+def _open_batch(payload: bytes) -> tuple[ReadingBatch | SummaryBatch, str]:
     """The batch in a payload and the codec of its envelope ('' for a plain frame)."""
     outer = decode(payload)
     if isinstance(outer, PackedFrame):
@@ -76,9 +86,20 @@ def _open_batch(payload: bytes) -> tuple[ReadingBatch, str]:
         codec = outer.codec
     else:
         inner, codec = outer, ""
-    if not isinstance(inner, ReadingBatch):
-        raise MessageError(f"expected a reading.batch.v1 frame, got {type(inner).__name__}", path="$.t")
+    if not isinstance(inner, ReadingBatch | SummaryBatch):
+        raise MessageError(
+            f"expected a reading.batch.v1 or summary.batch.v1 frame, got {type(inner).__name__}", path="$.t"
+        )
     return inner, codec
+
+
+def _row_bounds(batch: ReadingBatch | SummaryBatch) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """First and last measurement time each row covers (a summary row: its window)."""
+    if isinstance(batch, SummaryBatch):
+        starts = _absolute(batch.window_start_ms)
+        return starts, starts + (batch.window_ms - 1)
+    ts = _absolute(batch.ts_ms)
+    return ts, ts
 
 
 def _absolute(column: bytes) -> npt.NDArray[np.int64]:
@@ -119,8 +140,8 @@ class RawTier:
         if batch.rows != rows:
             raise RawTierError(f"the batch holds {batch.rows} rows, not {rows}")
         if rows:
-            ts = _absolute(batch.ts_ms)
-            low, high = int(ts.min()), int(ts.max())
+            lows, highs = _row_bounds(batch)
+            low, high = int(lows.min()), int(highs.max())
             if low < first_ts_ms or high > last_ts_ms:
                 raise RawTierError(f"rows from {low} to {high} ms lie outside [{first_ts_ms}, {last_ts_ms}]")
         elif first_ts_ms > last_ts_ms:
@@ -252,14 +273,16 @@ class RawTier:
     def _cut(payload: bytes, from_ms: int, to_ms: int, devices: set[str] | None) -> tuple[bytes | None, int, bool]:
         """``(frame, readings, served whole because it could not be cut)``; no frame when no row is inside."""
         batch, codec = _open_batch(payload)
-        ts = _absolute(batch.ts_ms)
-        inside = (ts >= from_ms) & (ts < to_ms)
+        lows, highs = _row_bounds(batch)
+        inside = (highs >= from_ms) & (lows < to_ms)
         if devices is not None:
             wanted = np.array([d in devices for d in batch.devices], dtype=np.bool_)
             inside &= wanted[np.frombuffer(batch.device_index, dtype="<u4")]
         rows = np.flatnonzero(inside)
         if len(rows) == 0:
             return None, 0, False
+        if isinstance(batch, SummaryBatch):
+            return payload, 0, False  # whole: a few hundred bytes, and the hub keeps each window once
         if len(rows) == batch.rows:
             return payload, batch.reading_count(), False  # as stored, bit for bit
         try:

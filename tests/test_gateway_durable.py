@@ -146,8 +146,11 @@ def first_row(hub: Any, sql: str) -> tuple[Any, ...] | None:
 def test_a_summaries_node_sends_windows_and_serves_the_raw_window_the_hub_asks_for(
     broker_address: BrokerAddress, tmp_path: Path
 ) -> None:
+    """Per-metric config too: battery_v in 20-minute windows without quantiles, the rest in 10-minute ones;
+    the node keeps what it sent in its summary tier and sends it again when asked, the hub keeps it once."""
     from test_end_to_end import RawClient
 
+    from pymonitor.actors.summary.config import MetricSummary, SummarySection
     from pymonitor.broker import topics
     from pymonitor.messages import CommandAck, encode
     from pymonitor.messages.requests import RawRequest
@@ -165,10 +168,16 @@ def test_a_summaries_node_sends_windows_and_serves_the_raw_window_the_hub_asks_f
                 interval_s=60.0,
                 uplink="summaries",
                 summary_window_s=600.0,
+                summary=SummarySection(metrics={"battery_v": MetricSummary(size_s=1200.0, functions=["min", "last"])}),
             ).start()
             hub.fleet = fleet
+            wait_for(
+                lambda: first_row(hub, "SELECT COUNT(*) FROM window_summaries WHERE window_ms = 1200000"),
+                timeout_s=90,
+                what="20-minute battery windows at the hub",
+            )
             windows = wait_for(
-                lambda: first_row(hub, "SELECT COUNT(*), MIN(start_ms) FROM window_summaries"),
+                lambda: first_row(hub, "SELECT COUNT(*), MIN(start_ms) FROM window_summaries WHERE window_ms = 600000"),
                 timeout_s=60,
                 what="closed summary windows at the hub",
             )
@@ -182,6 +191,29 @@ def test_a_summaries_node_sends_windows_and_serves_the_raw_window_the_hub_asks_f
                 what="the raw window at the hub",
             )
             (answer,) = acks.take(1, CommandAck, what="the node's answer")
+            frames_before = hub.query("SELECT COUNT(*) FROM frames")[0][0]
+            again = RawRequest(
+                id="req-2", from_ms=start, to_ms=start + 600_000, ts_ms=clock.now_ms(), tier="summaries"
+            )
+            acks.publish(topics.command("durable", "gw-0000", "raw.request"), encode(again))
+            (resent,) = acks.take(1, CommandAck, what="the node's answer from its summary tier")
+            wait_for(
+                lambda: hub.query("SELECT COUNT(*) FROM frames")[0][0] >= frames_before + resent.result["frames"],
+                timeout_s=30,
+                what="the summaries sent again",
+            )
+            twice = hub.query(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM window_summaries"
+                " GROUP BY device_id, metric_id, start_ms, window_ms HAVING COUNT(*) > 1)"
+            )[0][0]
+            battery = hub.query(
+                "SELECT COUNT(*), SUM(length(s.sketch) = 0) FROM window_summaries s JOIN metrics m"
+                " ON m.id = s.metric_id WHERE m.name = 'battery_v'"
+            )[0]
+            others = hub.query(
+                "SELECT COUNT(*), MIN(s.window_ms), MIN(length(s.sketch)) FROM window_summaries s JOIN metrics m"
+                " ON m.id = s.metric_id WHERE m.name != 'battery_v'"
+            )[0]
         finally:
             if hub.fleet is not None:
                 hub.fleet.stop()
@@ -192,3 +224,8 @@ def test_a_summaries_node_sends_windows_and_serves_the_raw_window_the_hub_asks_f
     count, first, last = stored
     assert start <= first and last < start + 600_000  # only the window asked for
     assert count == answer.result["readings"] > 0
+    assert battery[0] > 0 and battery[1] == battery[0]  # no quantiles asked: no sketch sent
+    assert others[0] > 0 and others[1] == 600_000 and others[2] > 0
+    assert resent.id == "req-2" and resent.status == "ok" and resent.result["frames"] >= 1
+    assert (tmp_path / "outbox" / "gw-0000.outbox.summaries").exists()
+    assert twice == 0  # sent again, kept once

@@ -222,12 +222,20 @@ def test_the_packed_example_inflates_to_its_inner_message() -> None:
     assert decode_unpacked(golden_path("frame.packed.v1").read_bytes()) == PACKED_INNER
 
 
-VARIANTS: dict[str, object] = {"reading.batch.v1.float64": FLOAT64_BATCH}
+VARIANTS: dict[str, object] = {
+    "reading.batch.v1.float64": FLOAT64_BATCH,
+    # a metric whose [summary] config asks no quantile: its rows carry no sketch
+    "summary.batch.v1.unsketched": dataclasses.replace(
+        EXAMPLES["summary.batch.v1"],  # type: ignore[type-var]
+        sketches=[b""] * EXAMPLES["summary.batch.v1"].rows,  # type: ignore[attr-defined]
+    ),
+}
 """Other shapes of a tag still sent, pinned in ``golden/variants/<name>.cbor``."""
 
 LEGACY: dict[str, object] = {
     "reading.batch.v1.before-received_ms": dataclasses.replace(FLOAT64_BATCH, received_ms=b""),
     "reading.batch.v1.before-value_scale": FLOAT64_BATCH,
+    "raw.request.v1.before-tier": EXAMPLES["raw.request.v1"],
     "event.v1.before-session": dataclasses.replace(EXAMPLES["event.v1"], session=0, seq=0),  # type: ignore[type-var]
 }
 """What each frame in ``golden/legacy/`` decodes to: fields added later take their defaults."""

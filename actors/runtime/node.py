@@ -133,6 +133,8 @@ def start_node(config: NodeConfig) -> RunningNode:
             uplink=s.uplink,
             summary_window_s=s.summary_window_s,
             raw_keep_days=s.raw_keep_days,
+            summary=config.summary,
+            summary_keep_days=s.summary_keep_days,
         ).start()
     return node
 

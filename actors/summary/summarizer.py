@@ -57,6 +57,9 @@ class Summarizer:
     alpha: float = DEFAULT_ALPHA
     max_open_windows: int = DEFAULT_MAX_OPEN_WINDOWS
     min_rows: int = 1  # closed windows held back until this many (fewer, larger frames compress better)
+    include: frozenset[str] | None = None  # the metrics this summarizer folds (None: all but ``exclude``)
+    exclude: frozenset[str] = frozenset()
+    unsketched: frozenset[str] = frozenset()  # metrics whose windows carry no quantile sketch
     seq: int = 0  # of the last batch made
     watermark_ms: int | None = None
     counters: SummarizerCounters = field(default_factory=SummarizerCounters)
@@ -88,6 +91,8 @@ class Summarizer:
             ts = np.asarray(cols.ts_ms, dtype=np.int64)
             dev = np.asarray(cols.device_index, dtype=np.int64)
             for m, metric in enumerate(batch.metrics):
+                if metric in self.exclude or (self.include is not None and metric not in self.include):
+                    continue
                 scale = batch.value_scale[m] if batch.value_scale else None
                 self._scales[metric] = scale if self._scales.get(metric, scale) == scale else None
                 self._fold(batch.devices, metric, dev, ts, np.asarray(cols.values[m], dtype=np.float64))
@@ -123,7 +128,8 @@ class Summarizer:
         order = np.lexsort((ts, group))
         # A synthetic timeline: group g occupies [g*w, (g+1)*w), its samples at their offset in the window.
         fake_ts = group[order] * w + (ts[order] - start[order])
-        parts = summarise(fake_ts, values[order], Tumbling(w), quantiles=True, alpha=self.alpha)
+        quantiles = metric not in self.unsketched
+        parts = summarise(fake_ts, values[order], Tumbling(w), quantiles=quantiles, alpha=self.alpha)
         self.counters.samples += int(ok.sum())
         for part in parts:
             if part.count == 0:
@@ -233,7 +239,9 @@ def to_batch(
             packed[name] = column.astype("<f8").tobytes()
     sketches = []
     for _, s in closed:
-        assert s.sketch is not None
+        if s.sketch is None:
+            sketches.append(b"")  # no quantiles asked of this metric
+            continue
         pos, neg, zero = s.sketch.buckets()
         sketches.append(pack_sketch(pos, neg, zero, sketch_bases(alpha, s.min, s.max)))
     return SummaryBatch(
@@ -263,8 +271,10 @@ def to_summaries(batch: SummaryBatch) -> list[tuple[str, str, Summary]]:
     """
     out = []
     for row in batch.unpacked():
-        sketch = DDSketch(batch.alpha)
-        sketch.add_buckets(row.positive, row.negative, row.zero, row.min, row.max)
+        sketch = None
+        if row.sketched:
+            sketch = DDSketch(batch.alpha)
+            sketch.add_buckets(row.positive, row.negative, row.zero, row.min, row.max)
         summary = Summary(
             start_ms=row.start_ms, end_ms=row.start_ms + batch.window_ms, count=row.count, sum=row.sum,
             min=row.min, max=row.max, mean=row.mean, m2=row.m2, first=row.first, last=row.last,
