@@ -20,7 +20,9 @@ S = 1000
 MIN = 60 * S
 
 
-def alert(rule: str = "battery_low", state: str = "firing", severity: str = "warning", at: int = 0, **labels: str) -> Alert:
+def alert(
+    rule: str = "battery_low", state: str = "firing", severity: str = "warning", at: int = 0, **labels: str
+) -> Alert:
     return Alert(
         fingerprint=fingerprint(rule, labels),
         rule=rule,
@@ -85,7 +87,9 @@ def test_matcher_parser_never_crashes_on_arbitrary_text(source: str) -> None:
 # --- durations --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "ms"), [(30, 30_000), (0.5, 500), ("30s", 30_000), ("1h30m", 5_400_000), ("250ms", 250)])
+@pytest.mark.parametrize(
+    ("raw", "ms"), [(30, 30_000), (0.5, 500), ("30s", 30_000), ("1h30m", 5_400_000), ("250ms", 250)]
+)
 def test_durations_accept_numbers_and_units(raw: object, ms: int) -> None:
     assert duration_ms(raw, "x") == ms
 
@@ -171,7 +175,10 @@ def test_child_routes_inherit_receiver_grouping_and_timings() -> None:
             {"route": {"receiver": "ops", "routes": [{}, {"matchers": ['x=~"("']}]}},
             r"^route.routes\[1\].matchers\[0\]: bad regex '\(': missing \)",
         ),
-        ({"route": {"receiver": "ops", "routes": [{"continue": "yes"}]}}, r"^route.routes\[0\].continue: expected true"),
+        (
+            {"route": {"receiver": "ops", "routes": [{"continue": "yes"}]}},
+            r"^route.routes\[0\].continue: expected true",
+        ),
         ({"route": {"receiver": "ops", "routes": {"a": 1}}}, r"^route.routes: expected a list"),
         ({"route": {"receiver": "ops", "routes": [{"receiver": "nobody"}]}}, r"^route.routes\[0\].receiver: unknown"),
         ({"route": {"receiver": "ops", "group_by": [1]}}, r"^route.group_by\[0\]: expected a non-empty string"),
@@ -297,7 +304,9 @@ def test_late_due_call_keeps_the_group_cadence() -> None:
 
 
 def test_alert_routed_to_two_receivers_is_notified_to_both() -> None:
-    s = scheduler(routes=[{"matchers": ['site="a"'], "receiver": "audit", "continue": True}, {"receiver": "email-site"}])
+    s = scheduler(
+        routes=[{"matchers": ['site="a"'], "receiver": "audit", "continue": True}, {"receiver": "email-site"}]
+    )
     s.add(alert(site="a"), 0)
     assert sorted(n.receiver for n in s.due(MIN)) == ["audit", "email-site"]
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from .alert import SEVERITIES, Alert
-from .fields import fail, table, text, texts
+from .fields import fail, items, table, text, texts
 from .weekly import MINUTES_PER_DAY, Range, WeeklyHours, contains, local_time, parse_ranges, parse_zone
 
 SEARCH_DAYS = 400
@@ -70,7 +70,8 @@ class BusinessHours:
         if weekly.empty:
             raise fail(f"{where}.weekly", "no opening hours on any day: such a profile would never open")
         closures = frozenset(
-            parse_date(d, f"{where}.closures[{i}]") for i, d in enumerate(_list(spec, "closures", where))
+            parse_date(d, f"{where}.closures[{i}]")
+            for i, d in enumerate(items(spec.get("closures", []), f"{where}.closures"))
         )
         special: dict[date, tuple[Range, ...]] = {}
         for key, value in table(spec.get("special", {}), f"{where}.special").items():
@@ -118,13 +119,6 @@ class BusinessHours:
             day, minute = day + timedelta(days=1), 0
         local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.zone)
         return round(local.timestamp() * 1000)
-
-
-def _list(spec: Mapping[str, object], key: str, where: str) -> list[object]:
-    value = spec.get(key, [])
-    if not isinstance(value, list | tuple):
-        raise fail(f"{where}.{key}", f"expected a list, got {type(value).__name__}")
-    return list(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
