@@ -221,6 +221,7 @@ class RolloutEngine:
             return self._on_rolled_back(idx, current, version)
         if current == _S.APPLYING:
             self._in_flight -= 1
+            self._note_settled(now_ms)
         elif current == _S.TIMED_OUT:
             self.reports["late"] += 1
         elif current == _S.APPLIED and outcome == "health_failed":
@@ -295,6 +296,7 @@ class RolloutEngine:
                     self._queue_rollback(idx)  # it may have applied without telling us
                 else:
                     self._set(idx, _S.TIMED_OUT)
+                    self._note_settled(now_ms)
         while rolling and rolling[0][0] <= deadline:
             sent, idx = rolling.popleft()
             if self._states[idx] == _S.ROLLING_BACK and self._sent_ms[idx] == sent:
@@ -335,6 +337,11 @@ class RolloutEngine:
                 return
             self.wave += 1
             self._settled_ms = None
+
+    def _note_settled(self, now_ms: int) -> None:
+        """The soak starts at the wave's last answer, even while paused (not at the next tick)."""
+        if not self._in_flight and self._cursor == self._ends[self.wave] and self._settled_ms is None:
+            self._settled_ms = now_ms
 
     def _begin_abort(self, reason: str, now_ms: int) -> None:
         self.state = ABORTING
