@@ -18,7 +18,7 @@ import holidays
 
 from .alert import SEVERITIES, Alert
 from .fields import fail, items, table, text, texts
-from .weekly import MINUTES_PER_DAY, Range, WeeklyHours, contains, local_time, parse_ranges, parse_zone
+from .weekly import Range, WeeklyHours, contains, local_time, parse_ranges, parse_zone
 
 SEARCH_DAYS = 400
 """How far ``next_opening`` looks ahead: over a year, so a long closure plus holidays still finds a day."""
@@ -106,19 +106,26 @@ class BusinessHours:
             return ts_ms
         day = local_time(ts_ms, self.zone).date()
         for _ in range(SEARCH_DAYS):
-            for start, end in self.ranges_on(day):
-                start_ms, end_ms = self._epoch_ms(day, start), self._epoch_ms(day, end)
-                # start < end skips a range that a spring-forward gap swallowed whole.
-                if start_ms < end_ms and end_ms > ts_ms and self.in_hours(max(start_ms, ts_ms)):
-                    return max(start_ms, ts_ms)
+            for start, _end in self.ranges_on(day):
+                opening = self._opening_ms(day, start)
+                if opening is not None and opening > ts_ms:
+                    return opening
             day += timedelta(days=1)
         raise fail(f"hours.{self.name}", f"no opening within {SEARCH_DAYS} days of {local_time(ts_ms, self.zone)}")
 
-    def _epoch_ms(self, day: date, minute: int) -> int:
-        if minute == MINUTES_PER_DAY:
-            day, minute = day + timedelta(days=1), 0
+    def _opening_ms(self, day: date, minute: int) -> int | None:
+        """When a range starting at ``minute`` of ``day`` opens; None if a spring-forward gap swallowed it."""
         local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.zone)
-        return round(local.timestamp() * 1000)
+        early, late = sorted(round(local.replace(fold=fold).timestamp() * 1000) for fold in (0, 1))
+        if self.in_hours(early):
+            return early
+        if early == late or not self.in_hours(late):
+            return None
+        # The wall time does not exist (clocks jumped over it): the range opens at the jump.
+        while late - early > 1:
+            middle = (early + late) // 2
+            early, late = (early, middle) if self.in_hours(middle) else (middle, late)
+        return late
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
