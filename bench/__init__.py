@@ -1,67 +1,35 @@
-"""Benchmarks run by ``pymonitor bench NAME``; each prints one JSON object as its last stdout line."""
+"""Benchmarks run by ``pymonitor bench NAME``; each prints one JSON object as its last stdout line.
+
+Each is a module here with ``main(argv) -> int``, imported only when asked for (some pull in
+numpy-heavy or broker-starting code a CLI call for another bench should not pay for).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
-
-def _ingest(argv: list[str]) -> int:
-    from .ingest import main
-
-    return main(argv)
-
-
-def _crash(argv: list[str]) -> int:
-    from .crash import main
-
-    return main(argv)
-
-
-def _offline(argv: list[str]) -> int:
-    from .offline import main
-
-    return main(argv)
-
-
-def _clocks(argv: list[str]) -> int:
-    from .clocks import main
-
-    return main(argv)
-
-
-def _gateway(argv: list[str]) -> int:
-    from .gateway_load import main
-
-    return main(argv)
-
-
-def _uplink(argv: list[str]) -> int:
-    from .uplink import main
-
-    return main(argv)
-
-
-def _nab(argv: list[str]) -> int:
-    from .nab import main
-
-    return main(argv)
-
-
-def _summarize(argv: list[str]) -> int:
-    from .summarize import main
-
-    return main(argv)
-
-
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
-    "ingest": _ingest,
-    "uplink": _uplink,
-    "crash": _crash,
-    "offline": _offline,
-    "clocks": _clocks,
-    "gateway": _gateway,
-    "nab": _nab,
-    "summarize": _summarize,
+MODULES: dict[str, str] = {
+    "ingest": "ingest",
+    "uplink": "uplink",
+    "crash": "crash",
+    "offline": "offline",
+    "clocks": "clocks",
+    "gateway": "gateway_load",
+    "nab": "nab",
+    "summarize": "summarize",
 }
+"""Bench name -> module in this package."""
 
-__all__ = ["BENCHMARKS"]
+
+def _runner(module: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        main: Callable[[list[str]], int] = importlib.import_module(f"{__name__}.{module}").main
+        return main(argv)
+
+    return run
+
+
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {name: _runner(module) for name, module in MODULES.items()}
+
+__all__ = ["BENCHMARKS", "MODULES"]
