@@ -3,7 +3,8 @@
 Pure cores (no paho, no clock reads; ``now_ms`` is passed in): :func:`select_targets` picks devices
 by label matchers, :class:`WavePlan` splits them into a canary and growing waves,
 :mod:`.gates` judges each wave, :class:`RolloutEngine` is the state machine that turns reports
-into commands, and :class:`RolloutStore` keeps its state in SQLite across hub restarts.
+into commands, :class:`RolloutStore` keeps its state in SQLite across hub restarts, and
+:mod:`.wire` batches commands (optionally ed25519-signed) and reports per node.
 
 Errors: every refusal is a :class:`RolloutError` (a ``ValueError``): :class:`RolloutSpecError`
 (a bad spec or inventory, naming the field), :class:`NoTargetError` (the selector matched no
@@ -25,6 +26,7 @@ from .gates import GatePolicy, Tally, abort_reason, gate_reason
 from .plan import Inventory, LabelMatcher, WavePlan, parse_matcher, parse_selector, select_targets
 from .spec import RolloutSpec, spec_from_dict
 from .state_store import ControlRequest, RolloutStore, apply_controls
+from .wire import NodeCommands, Signer, decode_commands, decode_reports, encode_commands, encode_reports
 
 __all__ = [
     "OUTCOMES",
@@ -36,6 +38,7 @@ __all__ = [
     "Inventory",
     "LabelMatcher",
     "NoTargetError",
+    "NodeCommands",
     "RolloutEngine",
     "RolloutError",
     "RolloutSpec",
@@ -44,11 +47,16 @@ __all__ = [
     "RolloutStatus",
     "RolloutStore",
     "RolloutStoreError",
+    "Signer",
     "Tally",
     "WavePlan",
     "WaveStatus",
     "abort_reason",
     "apply_controls",
+    "decode_commands",
+    "decode_reports",
+    "encode_commands",
+    "encode_reports",
     "gate_reason",
     "parse_matcher",
     "parse_selector",
