@@ -14,6 +14,7 @@ from pymonitor.actors.alerting.fields import duration_ms
 from pymonitor.actors.alerting.grouping import NotificationScheduler, group_labels
 from pymonitor.actors.alerting.matchers import parse_matcher
 from pymonitor.actors.alerting.routing import RoutingTree, Timings
+from pymonitor.actors.alerting.silences import Muter, Silence
 
 RECEIVERS = ("ops", "sms-oncall", "email-site", "audit")
 S = 1000
@@ -339,3 +340,181 @@ def test_storm_of_10000_alerts_in_a_minute_becomes_a_handful_of_notifications(gr
     assert set(per_receiver) == {"ops", "sms-oncall"}
     assert all(len(counts) <= 5 for counts in per_receiver.values()), per_receiver
     assert sum(per_receiver["ops"]) == 9_000 and sum(per_receiver["sms-oncall"]) == 1_000
+
+
+# --- silences, maintenance windows, inhibition ----------------------------------------------------------
+
+HOUR = 3600 * S
+
+
+def muter(now_ms: int = 0, **config: Any) -> Muter:
+    return Muter.from_config(config, now_ms=now_ms)
+
+
+SILENCE = {
+    "id": "s-1",
+    "matchers": ['site="berlin"', 'rule=~"battery.*"'],
+    "duration": "2h",
+    "created_by": "alice",
+    "comment": "battery swap",
+}
+
+
+def test_silence_mutes_matching_alerts_until_it_expires() -> None:
+    m = muter(now_ms=HOUR, silences=[SILENCE])
+    [s] = m.silences
+    assert (s.starts_ms, s.ends_ms) == (HOUR, 3 * HOUR)
+    hit = alert(site="berlin", device="d1")
+    assert m.is_muted(hit, HOUR) == "silenced by s-1 (alice: battery swap)"
+    assert m.is_muted(hit, HOUR - 1) is None  # not yet started
+    assert m.is_muted(alert(site="bonn"), 2 * HOUR) is None
+    assert m.is_muted(alert("door_open", site="berlin"), 2 * HOUR) is None
+    assert m.is_muted(hit, 3 * HOUR) is None  # expired
+    assert m.prune(3 * HOUR - 1) == []
+    assert [x.id for x in m.prune(3 * HOUR)] == ["s-1"] and m.silences == ()
+
+
+def test_silence_can_be_expired_early_and_replaced() -> None:
+    m = muter(silences=[{**SILENCE, "duration": "10h", "starts_ms": 0}])
+    hit = alert(site="berlin")
+    assert m.is_muted(hit, HOUR) is not None
+    assert m.expire("s-1", 2 * HOUR)
+    assert m.is_muted(hit, 2 * HOUR) is None
+    assert not m.expire("s-1", 3 * HOUR)  # already ended
+    assert not m.expire("nope", 3 * HOUR)
+    m.add_silence(Silence.parse({**SILENCE, "comment": "again"}, "s", now_ms=4 * HOUR))
+    assert m.is_muted(hit, 4 * HOUR) == "silenced by s-1 (alice: again)"
+
+
+def test_expiring_a_silence_that_has_not_started_ends_it_before_it_starts() -> None:
+    m = muter(silences=[{**SILENCE, "starts_ms": 5 * HOUR}])
+    assert m.expire("s-1", HOUR)
+    assert m.is_muted(alert(site="berlin"), 5 * HOUR) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"matchers": []}, r"^silences\[0\].matchers: at least one matcher"),
+        ({"created_by": None}, r"^silences\[0\].created_by: missing"),
+        ({"comment": ""}, r"^silences\[0\].comment: expected a non-empty string"),
+        ({"ends_ms": 5}, r"^silences\[0\]: set exactly one of ends_ms or duration"),
+        ({"duration": None}, r"^silences\[0\]: set exactly one of ends_ms or duration"),
+        ({"duration": None, "ends_ms": 5, "starts_ms": 10}, r"^silences\[0\].ends_ms: must be after starts_ms \(10\)"),
+        ({"starts_ms": -1}, r"^silences\[0\].starts_ms: expected an integer"),
+        ({"starts_ms": True}, r"^silences\[0\].starts_ms: expected an integer"),
+        ({"until": 5}, r"^silences\[0\].until: unknown key"),
+    ],
+)
+def test_bad_silences_are_refused_naming_the_key(changes: dict[str, Any], message: str) -> None:
+    spec = {k: v for k, v in {**SILENCE, **changes}.items() if v is not None}
+    with pytest.raises(AlertConfigError, match=message):
+        muter(silences=[spec])
+
+
+def test_duplicate_silence_ids_are_refused() -> None:
+    with pytest.raises(AlertConfigError, match=r"^silences\[1\].id: duplicate silence id 's-1'"):
+        muter(silences=[SILENCE, SILENCE])
+
+
+def test_maintenance_window_recurs_weekly_in_its_time_zone() -> None:
+    m = muter(
+        maintenance=[
+            {
+                "name": "patch-sunday",
+                "matchers": ['site="berlin"'],
+                "time_zone": "Europe/Berlin",
+                "weekly": {"sun": ["02:00-04:00"]},
+            }
+        ]
+    )
+    sunday_0230_cet = 1_796_520_600_000  # 2026-12-06 01:30 UTC
+    hit = alert(site="berlin")
+    assert m.is_muted(hit, sunday_0230_cet) == "in maintenance window 'patch-sunday'"
+    assert m.is_muted(hit, sunday_0230_cet + 7 * 24 * HOUR) is not None  # next week too
+    assert m.is_muted(hit, sunday_0230_cet + 2 * HOUR) is None  # 04:30
+    assert m.is_muted(alert(site="bonn"), sunday_0230_cet) is None
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ({"name": "w", "matchers": ['a="b"'], "weekly": {}}, r"^maintenance\[0\].time_zone: missing"),
+        (
+            {"name": "w", "matchers": ['a="b"'], "time_zone": "Mars/Olympus", "weekly": {}},
+            r"unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            {"name": "w", "matchers": ['a="b"'], "time_zone": "UTC", "weekly": {"sun": ["04:00-02:00"]}},
+            r"weekly.sun\[0\]",
+        ),
+    ],
+)
+def test_bad_maintenance_windows_are_refused(window: dict[str, Any], message: str) -> None:
+    with pytest.raises(AlertConfigError, match=message):
+        muter(maintenance=[window])
+
+
+GATEWAY_INHIBIT = {
+    "source_matchers": ['rule="gateway_down"'],
+    "target_matchers": ['rule!="gateway_down"'],
+    "equal": ["gateway"],
+}
+
+
+def test_gateway_down_inhibits_alerts_of_devices_behind_the_same_gateway() -> None:
+    m = muter(inhibit=[GATEWAY_INHIBIT])
+    down = alert("gateway_down", severity="critical", gateway="gw-7")
+    behind = alert("device_silent", gateway="gw-7", device="d1")
+    elsewhere = alert("device_silent", gateway="gw-8", device="d2")
+    assert m.is_muted(behind, 0) is None  # nothing fires yet
+    m.observe(down)
+    m.observe(elsewhere)  # not a source: ignored by the index
+    reason = m.is_muted(behind, 0)
+    assert reason is not None and reason.startswith("inhibited by 1 firing alert(s) via inhibit[0]")
+    assert m.is_muted(elsewhere, 0) is None
+    assert m.is_muted(down, 0) is None  # a source never inhibits itself
+    m.observe(alert("gateway_down", state="resolved", gateway="gw-7"))
+    assert m.is_muted(behind, 0) is None
+    m.observe(alert("gateway_down", state="resolved", gateway="gw-9"))  # unknown resolution: harmless
+
+
+def test_inhibition_needs_every_source_of_a_key_resolved() -> None:
+    m = muter(
+        inhibit=[
+            {**GATEWAY_INHIBIT, "source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"']}
+        ]
+    )
+    m.observe(alert("gateway_down", severity="critical", gateway="gw-7"))
+    m.observe(alert("gateway_power", severity="critical", gateway="gw-7"))
+    m.observe(alert("gateway_down", severity="critical", state="resolved", gateway="gw-7"))
+    assert m.is_muted(alert("x", gateway="gw-7"), 0) is not None
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"target_matchers": ['a="b"']}, r"^inhibit\[0\].source_matchers: missing"),
+        ({"source_matchers": ['a="b"'], "target_matchers": []}, r"^inhibit\[0\].target_matchers: at least one"),
+        (
+            {"source_matchers": ['a="b"'], "target_matchers": ['a="c"'], "equal": "gw"},
+            r"^inhibit\[0\].equal: expected a list",
+        ),
+    ],
+)
+def test_bad_inhibit_rules_are_refused(rule: dict[str, Any], message: str) -> None:
+    with pytest.raises(AlertConfigError, match=message):
+        muter(inhibit=[rule])
+
+
+def test_maintenance_needs_every_key() -> None:
+    with pytest.raises(AlertConfigError, match=r"^maintenance\[0\].name: missing"):
+        muter(maintenance=[{}])
+    with pytest.raises(AlertConfigError, match=r"^silences: expected a list"):
+        muter(silences={})
+
+
+def test_silence_with_explicit_end() -> None:
+    spec = {k: v for k, v in SILENCE.items() if k != "duration"}
+    s = Silence.parse({**spec, "starts_ms": 10, "ends_ms": 20}, "s", now_ms=0)
+    assert (s.active(9), s.active(10), s.active(19), s.active(20)) == (False, True, True, False)

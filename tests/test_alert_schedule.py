@@ -23,8 +23,8 @@ OFFICE: dict[str, Any] = {
 }
 
 
-def utc_ms(*parts: int) -> int:
-    return round(datetime(*parts, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+def utc_ms(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> int:
+    return round(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp() * 1000)
 
 
 def office(**changes: Any) -> BusinessHours:
