@@ -517,9 +517,10 @@ class RuleEngine:
             del self._states[key]
 
     def _arrived(self, rule: Rule, key: _Key, ts_ms: int, alerts: list[Alert]) -> None:
-        """A reading proves the subject alive: a success for its absence rule."""
-        if ts_ms > self._seen.get(key, ts_ms - 1):
-            self._seen[key] = ts_ms
+        """A fresh reading proves the subject alive: a success for its absence rule. A late old one proves nothing."""
+        if ts_ms <= self._seen.get(key, ts_ms - 1):
+            return
+        self._seen[key] = ts_ms
         state = self._states.get(key)
         if state is None:
             return
