@@ -518,3 +518,74 @@ def test_silence_with_explicit_end() -> None:
     spec = {k: v for k, v in SILENCE.items() if k != "duration"}
     s = Silence.parse({**spec, "starts_ms": 10, "ends_ms": 20}, "s", now_ms=0)
     assert (s.active(9), s.active(10), s.active(19), s.active(20)) == (False, True, True, False)
+
+
+ROUTE_KEYS = {
+    "receiver",
+    "matchers",
+    "group_by",
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "continue",
+    "routes",
+}
+toml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["ops", "30s", 'a="b"', "...", "(", ""]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(sorted(ROUTE_KEYS)), inner, max_size=4),
+    max_leaves=12,
+)
+ROUTE_KEYS = {
+    "receiver",
+    "matchers",
+    "group_by",
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "continue",
+    "routes",
+}
+
+
+@given(toml_values)
+def test_route_parser_refuses_garbage_with_a_path_never_a_crash(raw: object) -> None:
+    try:
+        t = RoutingTree.from_config({"route": raw}, receivers=RECEIVERS)
+    except AlertConfigError as exc:
+        assert str(exc).startswith("route")
+    else:
+        assert t.route(alert(site="a"))
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20), st.booleans(), st.integers(0, 30 * MIN)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_every_firing_alert_is_notified_and_every_notified_resolution_is_sent(
+    events: list[tuple[int, bool, int]],
+) -> None:
+    s = scheduler(group_by=["site"], group_wait="30s", group_interval="1m")
+    last: dict[str, str] = {}
+    fired: set[str] = set()
+    notified: set[str] = set()
+    for device, resolved, at in sorted(events, key=lambda e: e[2]):
+        notified |= {a.fingerprint for n in s.due(at) for a in n.firing}
+        a = alert(state="resolved" if resolved else "firing", site=str(device % 3), device=str(device))
+        s.add(a, at)
+        last[a.fingerprint] = a.state
+        if not resolved:
+            fired.add(a.fingerprint)
+    sent_resolved: set[str] = set()
+    for now in range(30 * MIN, 40 * MIN, 10 * S):
+        for n in s.due(now):
+            notified |= {a.fingerprint for a in n.firing}
+            sent_resolved |= {a.fingerprint for a in n.resolved}
+    still_firing = {fp for fp, state in last.items() if state == "firing"}
+    assert still_firing <= notified
+    # a resolution is sent only for alerts that were notified as firing
+    assert sent_resolved <= notified
+    if not still_firing:
+        assert s.groups == 0  # resolved groups are dropped once their news is out

@@ -284,3 +284,18 @@ def test_digest_keeps_the_latest_state_of_an_alert_that_flapped_overnight() -> N
     assert d.defer(alert("critical", state="resolved"), night + 60_000) == morning
     [only] = d.digest_due(morning)
     assert only.state == "resolved"
+
+
+YEAR_2026_MS = (utc_ms(2026, 1, 1, 0, 0), utc_ms(2027, 1, 1, 0, 0))
+DST_NIGHTS = {"2026-03-29": ["02:30-04:00"], "2026-10-25": ["02:30-05:00"]}
+
+
+@given(st.integers(*YEAR_2026_MS))
+def test_next_opening_is_open_and_nothing_opens_earlier(ts_ms: int) -> None:
+    p = office(special={**OFFICE["special"], **DST_NIGHTS})
+    opening = p.next_opening(ts_ms)
+    assert opening >= ts_ms and p.in_hours(opening)
+    if opening > ts_ms:
+        assert not p.in_hours(opening - 1)
+        # no open minute in between (ranges start on whole minutes, so minutes are enough)
+        assert not any(p.in_hours(t) for t in range(ts_ms, opening, 15 * 60_000))
