@@ -138,7 +138,7 @@ def test_conflict_under_refuse_rejects_and_keeps_local():
     local = {**LOCAL, "hub": {"raw_days": 1.0}}
     state = NodeConfigState(local=local, base=LOCAL, base_version=1)
     result = _apply(_desired({**LOCAL, "hub": {"raw_days": 3.0}}, version=2), state, policy="refuse")
-    assert result.report.reason == "conflict" and result.state is state
+    assert result.report.reason == "conflict" and result.state.local == local and result.state.base == LOCAL
     assert [c.path for c in result.conflicts] == ["hub.raw_days"]
 
 
@@ -178,7 +178,7 @@ def test_failed_write_leaves_the_old_file(tmp_path):
     assert path.read_text() == '[node]\nname = "old"\n'
     occupied = tmp_path / "conf.d"
     (occupied / "x").mkdir(parents=True)  # the rename onto a non-empty directory fails
-    with pytest.raises(ConfigSyncError, match="conf.d: cannot write the new config"):
+    with pytest.raises(ConfigSyncError, match="conf.d: cannot write the new file"):
         write_config_file(occupied, LOCAL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.d", "node.toml"]  # no temp file left
 
@@ -209,3 +209,19 @@ toml_docs = st.recursive(
 @given(toml_docs)
 def test_toml_writer_round_trips_through_tomllib(doc):
     assert tomllib.loads(to_toml(doc)) == doc
+
+
+def test_redelivered_rejected_message_gets_the_same_answer_not_replayed():
+    guard = ReplayGuard()
+    msg = _desired({**LOCAL, "hub": {"raw_days": -1.0}})
+    first = _apply(msg, guard=guard)
+    assert first.report.reason == "invalid" and first.state.last_rejection is not None
+    again = _apply(msg, first.state, guard)
+    assert (again.report.reason, again.report.detail) == (first.report.reason, first.report.detail)
+    fixed = _apply(_desired({**LOCAL, "hub": {"raw_days": 1.0}}, version=2), first.state, guard)
+    assert fixed.applied and fixed.state.last_rejection is None
+
+
+def test_signature_refusals_are_not_remembered():
+    result = _apply(dataclasses.replace(_desired(LOCAL), signature=b""))
+    assert result.state.last_rejection is None

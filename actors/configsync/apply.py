@@ -10,6 +10,7 @@ rejection with a reason. It writes nothing: the shell writes the file with
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,17 @@ from .validate import validate_change
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    """A signed desired version this node refused for its content, remembered so the retained
+    message redelivered on every reconnect gets the same answer (not "replayed")."""
+
+    version: int
+    hash: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfigState:
     """What a node keeps about its config: what it runs, and the last hub document it applied.
 
@@ -37,6 +49,7 @@ class NodeConfigState:
     local: Doc
     base: Doc = field(default_factory=dict)
     base_version: int = 0
+    last_rejection: Rejection | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,8 +77,13 @@ def rejected(
     detail: str,
     now_ms: int,
     conflicts: list[Conflict] | None = None,
+    *,
+    remember: bool = False,
 ) -> ApplyResult:
-    """A rejection: state unchanged, a report with the reason (also for the shell's ``write_failed``)."""
+    """A rejection: config unchanged, a report with the reason (also for the shell's ``write_failed``).
+
+    ``remember`` (content refusals of a verified message) records it in ``state.last_rejection``.
+    """
     report = ConfigReport(
         node=_node_name(current.local) or desired.node,
         version=desired.version,
@@ -77,7 +95,11 @@ def rejected(
         previous_version=current.base_version,
         conflicts=[c.to_wire() for c in conflicts or []],
     )
-    return ApplyResult(applied=False, changed=False, state=current, report=report, conflicts=list(conflicts or []))
+    state = current
+    if remember:
+        memo = Rejection(version=desired.version, hash=desired.hash, reason=reason, detail=detail)
+        state = dataclasses.replace(current, last_rejection=memo)
+    return ApplyResult(applied=False, changed=False, state=state, report=report, conflicts=list(conflicts or []))
 
 
 def apply(
@@ -103,28 +125,33 @@ def apply(
             previous_version=current.base_version,
         )
         return ApplyResult(applied=True, changed=False, state=current, report=report)
+    memo = current.last_rejection
+    if memo is not None and (memo.version, memo.hash) == (desired.version, desired.hash):
+        return rejected(desired, current, memo.reason, memo.detail, now_ms)
     try:
         verify(envelope_of(desired), trusted_keys, replay, now_ms, skew_ms=skew_ms)
     except SignatureError as exc:
         return rejected(desired, current, exc.reason, exc.detail, now_ms)
     name = _node_name(current.local)
     if desired.node != name:
-        return rejected(desired, current, "wrong_node", f"addressed to {desired.node!r}, this node is {name!r}", now_ms)
+        detail = f"addressed to {desired.node!r}, this node is {name!r}"
+        return rejected(desired, current, "wrong_node", detail, now_ms, remember=True)
     actual = content_hash(desired.doc)
     if actual != desired.hash:
         detail = f"doc hashes to {actual}, the message says {desired.hash}"
-        return rejected(desired, current, "hash_mismatch", detail, now_ms)
+        return rejected(desired, current, "hash_mismatch", detail, now_ms, remember=True)
     if desired.version <= current.base_version:
         detail = f"version {desired.version} is not newer than the applied version {current.base_version}"
-        return rejected(desired, current, "outdated", detail, now_ms)
+        return rejected(desired, current, "outdated", detail, now_ms, remember=True)
     merged = three_way_merge(current.base, current.local, desired.doc, policy)
     if merged.refused:
         paths = ", ".join(c.path for c in merged.conflicts)
-        return rejected(desired, current, "conflict", f"changed here and by the hub: {paths}", now_ms, merged.conflicts)
+        detail = f"changed here and by the hub: {paths}"
+        return rejected(desired, current, "conflict", detail, now_ms, merged.conflicts, remember=True)
     try:
         config = validate_change(current.local, merged.doc)
     except ConfigValidationError as exc:
-        return rejected(desired, current, "invalid", str(exc), now_ms, merged.conflicts)
+        return rejected(desired, current, "invalid", str(exc), now_ms, merged.conflicts, remember=True)
     state = NodeConfigState(local=merged.doc, base=copy.deepcopy(desired.doc), base_version=desired.version)
     report = ConfigReport(
         node=desired.node,

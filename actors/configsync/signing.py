@@ -12,7 +12,6 @@ Pure apart from the key-file helpers: no clock reads (``now_ms`` is passed in).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .canonical import canonical_bytes
 from .errors import ConfigSyncError, KeyFileError, SignatureError
+from .files import replace_file
 
 SIGNATURE_DOMAIN = "pymonitor.configsync.sig.v1"
 """Signed together with the fields, so a signature made for something else never verifies here."""
@@ -175,27 +175,15 @@ def verify(
     replay.record(envelope.key_id, envelope.seq)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_KEY_MODE)
-    try:
-        os.fchmod(fd, PRIVATE_KEY_MODE)  # O_CREAT's mode does not apply to an existing leftover tmp file
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-
-
 def save_private_key(private_key: Ed25519PrivateKey, path: str | Path) -> None:
     """Write the key as unencrypted PKCS#8 PEM, readable by the owner only (0600), atomically."""
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     try:
-        _write_private(Path(path), pem)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot write private key: {exc.strerror}") from None
+        replace_file(Path(path), pem, mode=PRIVATE_KEY_MODE)
+    except ConfigSyncError as exc:
+        raise KeyFileError(f"cannot write private key: {exc}") from None
 
 
 def save_public_key(public_key: Ed25519PublicKey, path: str | Path) -> None:

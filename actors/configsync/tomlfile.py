@@ -2,20 +2,19 @@
 
 The standard library reads TOML but does not write it; config documents are plain tables of
 scalars and lists, so a small writer suffices. The file is replaced by write-new-then-rename
-(with fsync of the file and its directory), so a crash leaves the old file or the new one, never
-half of each.
+(:func:`~.files.replace_file`), so a crash leaves the old file or the new one, never half of each.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigSyncError
+from .files import replace_file
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -89,21 +88,4 @@ def to_toml(doc: Mapping[str, Any]) -> str:
 
 def write_config_file(path: str | Path, doc: Mapping[str, Any]) -> None:
     """Replace ``path`` with the TOML of ``doc`` atomically (same mode as the old file, or 0644)."""
-    path = Path(path)
-    text = to_toml(doc).encode("utf-8")
-    tmp = path.with_name(f".{path.name}.new")
-    try:
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigSyncError(f"{path}: cannot write the new config: {exc.strerror}") from None
+    replace_file(Path(path), to_toml(doc).encode("utf-8"))
