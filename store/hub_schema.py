@@ -98,4 +98,23 @@ HUB_MIGRATIONS: tuple[Migration, ...] = (
         # HubRetention creates it when it starts.
         ("DROP INDEX IF EXISTS readings_ts",),
     ),
+    Migration(
+        7,
+        (
+            # What a fleet is made of, as imported from another system (store/fleet_import.py):
+            # one row per device, upserted; extra CSV columns land in labels (a JSON object).
+            """CREATE TABLE inventory (
+                device_id INTEGER PRIMARY KEY, gateway TEXT NOT NULL, site TEXT NOT NULL, location TEXT,
+                battery_type TEXT, model TEXT, firmware TEXT, labels TEXT NOT NULL DEFAULT '{}',
+                updated_ms INTEGER NOT NULL)""",
+            "CREATE INDEX inventory_site ON inventory (site)",
+            "CREATE INDEX inventory_gateway ON inventory (gateway)",
+            # One row per `pymonitor import`; finished_ms stays NULL for a run that was interrupted,
+            # and the counts are those of the transactions it committed.
+            """CREATE TABLE import_runs (
+                id INTEGER PRIMARY KEY, kind TEXT NOT NULL, file TEXT NOT NULL, rows_ok INTEGER NOT NULL DEFAULT 0,
+                rows_bad INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0, rejects TEXT,
+                started_ms INTEGER NOT NULL, finished_ms INTEGER)""",
+        ),
+    ),
 )
