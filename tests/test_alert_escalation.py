@@ -243,3 +243,8 @@ def test_without_hours_the_in_hours_chain_is_used() -> None:
     e = Escalator(policy())
     e.start("a", 0)
     assert e.due(0)[0].chain == "day"
+
+
+def test_starting_an_unknown_chain_is_refused() -> None:
+    with pytest.raises(AlertConfigError, match=r"^escalation: unknown chain 'weekend' \(known: day, "):
+        Escalator(policy()).start("a", 0, chain="weekend")

@@ -299,3 +299,11 @@ def test_next_opening_is_open_and_nothing_opens_earlier(ts_ms: int) -> None:
         assert not p.in_hours(opening - 1)
         # no open minute in between (ranges start on whole minutes, so minutes are enough)
         assert not any(p.in_hours(t) for t in range(ts_ms, opening, 15 * 60_000))
+
+
+def test_alert_that_becomes_an_emergency_overnight_leaves_the_digest_and_pages() -> None:
+    d = Deferral(office())
+    night = utc_ms(2026, 12, 1, 2, 0)
+    assert d.defer(alert("warning"), night) == utc_ms(2026, 12, 1, 7, 0)
+    assert d.defer(alert("critical"), night + 1) == night + 1
+    assert d.pending == 0

@@ -53,12 +53,12 @@ class EscalationPolicy:
         _refuse_cycles(chains)
         if "in_hours" not in spec:
             raise fail("escalation.in_hours", "missing (the chain that starts in business hours)")
-        in_hours = _chain_name(spec["in_hours"], "escalation.in_hours", chains)
-        off_hours = _chain_name(spec.get("off_hours", in_hours), "escalation.off_hours", chains)
+        in_hours = chain_named(spec["in_hours"], "escalation.in_hours", chains)
+        off_hours = chain_named(spec.get("off_hours", in_hours), "escalation.off_hours", chains)
         return cls(chains=chains, in_hours=in_hours, off_hours=off_hours)
 
 
-def _chain_name(raw: object, where: str, chains: Mapping[str, EscalationChain]) -> str:
+def chain_named(raw: object, where: str, chains: Mapping[str, EscalationChain]) -> str:
     name = text(raw, where)
     if name not in chains:
         raise fail(where, f"unknown chain {name!r} (known: {', '.join(sorted(chains))})")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .chains import EscalationChain, EscalationLevel, EscalationPolicy
+from .chains import EscalationChain, EscalationLevel, EscalationPolicy, chain_named
 from .schedule import BusinessHours
 
 EXHAUSTED = "exhausted"
@@ -84,7 +84,7 @@ class Escalator:
         if chain is None:
             open_now = self._hours is None or self._hours.in_hours(now_ms)
             chain = self._policy.in_hours if open_now else self._policy.off_hours
-        first = self._policy.chains[chain]
+        first = self._policy.chains[chain_named(chain, "escalation", self._policy.chains)]
         run = _Run(fingerprint=fingerprint, chain=first, level=0, loop=0, deadline_ms=now_ms)
         run.deadline_ms = now_ms + run.current.ack_timeout_ms
         self._runs[fingerprint] = run

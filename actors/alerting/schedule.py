@@ -168,11 +168,14 @@ class Deferral:
         An alert already waiting keeps its delivery time and takes the newer state, so the digest
         says "resolved" rather than listing a night's flapping.
         """
+        if is_emergency(alert, self._rules):
+            self._pending.pop(alert.fingerprint, None)  # it got worse overnight: it pages now, not in the digest
+            return now_ms
         waiting = self._pending.get(alert.fingerprint)
         if waiting is not None:
             self._pending[alert.fingerprint] = (waiting[0], alert)
             return waiting[0]
-        if is_emergency(alert, self._rules) or self._profile.in_hours(now_ms):
+        if self._profile.in_hours(now_ms):
             return now_ms
         deliver_at = self._profile.next_opening(now_ms)
         self._pending[alert.fingerprint] = (deliver_at, alert)
