@@ -102,6 +102,22 @@ def rejected(
     return ApplyResult(applied=False, changed=False, state=state, report=report, conflicts=list(conflicts or []))
 
 
+def _applied_report(
+    desired: ConfigDesired, current: NodeConfigState, runs: Doc, now_ms: int, detail: str, conflicts: list[Conflict]
+) -> ConfigReport:
+    """The report of an applied version; ``hash`` is of what the node now runs (``runs``)."""
+    return ConfigReport(
+        node=desired.node,
+        version=desired.version,
+        hash=content_hash(runs),
+        status="applied",
+        ts_ms=now_ms,
+        detail=detail,
+        previous_version=current.base_version,
+        conflicts=[c.to_wire() for c in conflicts],
+    )
+
+
 def apply(
     desired: ConfigDesired,
     current: NodeConfigState,
@@ -115,15 +131,7 @@ def apply(
     """Apply ``desired`` to ``current`` or reject it with a reason; nothing is half-applied."""
     if desired.version == current.base_version and desired.hash == content_hash(current.base):
         # The retained message again (a reconnect): already applied, nothing to do, say so again.
-        report = ConfigReport(
-            node=desired.node,
-            version=desired.version,
-            hash=content_hash(current.local),
-            status="applied",
-            ts_ms=now_ms,
-            detail="already applied",
-            previous_version=current.base_version,
-        )
+        report = _applied_report(desired, current, current.local, now_ms, "already applied", [])
         return ApplyResult(applied=True, changed=False, state=current, report=report)
     memo = current.last_rejection
     if memo is not None and (memo.version, memo.hash) == (desired.version, desired.hash):
@@ -153,16 +161,8 @@ def apply(
     except ConfigValidationError as exc:
         return rejected(desired, current, "invalid", str(exc), now_ms, merged.conflicts, remember=True)
     state = NodeConfigState(local=merged.doc, base=copy.deepcopy(desired.doc), base_version=desired.version)
-    report = ConfigReport(
-        node=desired.node,
-        version=desired.version,
-        hash=content_hash(merged.doc),
-        status="applied",
-        ts_ms=now_ms,
-        detail=f"{len(merged.conflicts)} conflict(s) settled by {policy}" if merged.conflicts else "",
-        previous_version=current.base_version,
-        conflicts=[c.to_wire() for c in merged.conflicts],
-    )
+    detail = f"{len(merged.conflicts)} conflict(s) settled by {policy}" if merged.conflicts else ""
+    report = _applied_report(desired, current, merged.doc, now_ms, detail, merged.conflicts)
     return ApplyResult(
         applied=True, changed=True, state=state, report=report, config=config, conflicts=merged.conflicts
     )

@@ -9,6 +9,7 @@ move the key out of the lower layer instead.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,11 +134,8 @@ def sign_desired(
 ) -> ConfigDesired:
     """The message with its signature fields filled in."""
     env = sign(desired_body(msg), private_key, issued_ms=issued_ms, expires_ms=expires_ms, seq=seq)
-    return ConfigDesired(
-        node=msg.node,
-        version=msg.version,
-        hash=msg.hash,
-        doc=msg.doc,
+    return dataclasses.replace(
+        msg,
         key_id=env.key_id,
         issued_ms=env.issued_ms,
         expires_ms=env.expires_ms,
