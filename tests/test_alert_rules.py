@@ -292,11 +292,11 @@ def test_sites_come_from_config_or_observations() -> None:
 
 
 def test_out_of_hours_limits_replace_threshold_and_severity() -> None:
-    seen: list[tuple[Mapping[str, str], int]] = []
+    asked: list[tuple[Mapping[str, str], int]] = []
 
     def in_hours(labels: Mapping[str, str], ts_ms: int) -> bool:
-        seen.append((labels, ts_ms))
-        return ts_ms < 10_000
+        asked.append((labels, ts_ms))
+        return ts_ms < 10 * MINUTE_MS
 
     entry = _rule(
         severity="critical", labels={"team": "ops"}, out_of_hours={"severity": "info", "threshold": {"above": 99}}
@@ -304,16 +304,33 @@ def test_out_of_hours_limits_replace_threshold_and_severity() -> None:
     engine = _engine(entry, in_hours=in_hours)
     assert _states(engine.observe(_obs(95, 0))) == [("firing", "critical")]
     assert _states(engine.observe(_obs(60, 1))) == [("resolved", "critical")]
-    assert engine.observe(_obs(95, 20_000)) == []  # out of hours: fires above 99 only
-    assert _states(engine.observe(_obs(99.5, 20_001))) == [("firing", "info")]
-    assert seen[0] == ({"node": "gw-1", "device": "probe-1", "metric": "temp_c", "team": "ops"}, 0)
+    assert engine.observe(_obs(95, 20 * MINUTE_MS)) == []  # out of hours: fires above 99 only
+    assert _states(engine.observe(_obs(99.5, 20 * MINUTE_MS + 1))) == [("firing", "info")]
+    assert asked == [  # once per subject and minute
+        ({"node": "gw-1", "device": "probe-1", "metric": "temp_c", "team": "ops"}, 0),
+        ({"node": "gw-1", "device": "probe-1", "metric": "temp_c", "team": "ops"}, 20 * MINUTE_MS),
+    ]
+
+
+def test_schedule_answer_is_reused_within_the_minute_only() -> None:
+    calls: list[int] = []
+
+    def in_hours(labels: Mapping[str, str], ts_ms: int) -> bool:
+        calls.append(ts_ms)
+        return False
+
+    engine = _engine(_rule(out_of_hours={"severity": "info"}), in_hours=in_hours)
+    for ts_ms in (0, 59_999, 60_000, 60_001):
+        engine.observe(_obs(20, ts_ms))
+    engine.observe(_obs(20, 0, device="probe-2"))
+    assert calls == [0, 60_000, 0]
 
 
 def test_in_hours_override_and_severity_only_override() -> None:
     entry = _rule(in_hours={"threshold": {"above": 50}}, out_of_hours={"severity": "emergency"})
-    engine = _engine(entry, in_hours=lambda labels, ts_ms: ts_ms < 10_000)
+    engine = _engine(entry, in_hours=lambda labels, ts_ms: ts_ms < 10 * MINUTE_MS)
     assert _states(engine.observe(_obs(60, 0))) == [("firing", "warning")]
-    assert _states(engine.observe(_obs(95, 20_000))) == [("firing", "emergency")]  # severity change re-fires
+    assert _states(engine.observe(_obs(95, 20 * MINUTE_MS))) == [("firing", "emergency")]  # severity change re-fires
     (rule,) = engine.rules
     assert rule.out_of_hours is not None and rule.out_of_hours.levels[0].fire == rule.limits.levels[0].fire == 90
 

@@ -44,6 +44,9 @@ _SECTION_KEYS: dict[str, frozenset[str]] = {
 
 InHours = Callable[[Mapping[str, str], int], bool]
 """``in_hours(labels, ts_ms)``: whether business hours apply to this subject at this time."""
+HOURS_CACHE_MS = 60_000
+"""The schedule is asked at most once per subject per clock minute: schedules change on minutes, and
+asking for every reading would halve the engine's throughput."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -373,6 +376,7 @@ class RuleEngine:
         self._states: dict[_Key, _State] = {}
         self._history: dict[_Key, deque[tuple[int, float]]] = {}
         self._seen: dict[_Key, int] = {}
+        self._hours: dict[_Key, tuple[int, bool]] = {}  # subject -> (minute, in hours) of its last schedule answer
         reading = [i for i, r in enumerate(self.rules) if r.kind in ("threshold", "rate_of_change", "absence")]
         self._any_metric = tuple(i for i in reading if self.rules[i].metric is None)
         metrics = {self.rules[i].metric for i in reading} - {None}
@@ -492,7 +496,13 @@ class RuleEngine:
     def _limits(self, rule: Rule, key: _Key, ts_ms: int) -> Limits:
         if not self._hourly[key[0]]:
             return rule.limits
-        inside = self._in_hours({**self._labels(rule, key), **rule.labels}, ts_ms)
+        minute = ts_ms // HOURS_CACHE_MS
+        cached = self._hours.get(key)
+        if cached is not None and cached[0] == minute:
+            inside = cached[1]
+        else:
+            inside = self._in_hours({**self._labels(rule, key), **rule.labels}, ts_ms)
+            self._hours[key] = (minute, inside)
         return (rule.in_hours if inside else rule.out_of_hours) or rule.limits
 
     def _judge(self, rule: Rule, key: _Key, limits: Limits, value: float, ts_ms: int, alerts: list[Alert]) -> None:
