@@ -297,6 +297,16 @@ def test_partly_resolved_group_reports_both_and_keeps_firing() -> None:
     assert s.groups == 1
 
 
+def test_alert_that_fired_and_resolved_between_two_sends_is_not_news() -> None:
+    s = scheduler(group_wait="30s", group_interval="5m")
+    s.add(alert(device="d1"), 0)
+    s.due(30 * S)
+    s.add(alert(device="d2"), MIN)
+    s.add(alert(device="d2", state="resolved"), 2 * MIN)
+    assert s.due(30 * S + 5 * MIN) == []
+    assert s.groups == 1
+
+
 def test_late_due_call_keeps_the_group_cadence() -> None:
     s = scheduler(group_wait="30s", group_interval="5m")
     s.add(alert(device="d1"), 0)

@@ -39,7 +39,7 @@ class _Group:
     labels: dict[str, str]
     next_flush_ms: int
     alerts: dict[str, Alert] = field(default_factory=dict)
-    notified: dict[str, str] = field(default_factory=dict)  # fingerprint -> state as last sent
+    notified: set[str] = field(default_factory=set)  # fingerprints whose firing was in the last message
     changed: bool = False
     last_sent_ms: int | None = None
 
@@ -77,7 +77,7 @@ class NotificationScheduler:
             if alert.state == "resolved" and alert.fingerprint not in group.alerts:
                 continue
             group.alerts[alert.fingerprint] = alert
-            if group.notified.get(alert.fingerprint) != alert.state:
+            if (alert.state == "firing") != (alert.fingerprint in group.notified):
                 group.changed = True
 
     def next_due_ms(self) -> int | None:
@@ -110,17 +110,19 @@ class NotificationScheduler:
             and group.last_sent_ms is not None
             and now_ms - group.last_sent_ms >= timings.repeat_interval_ms
         )
-        # A resolution of an alert whose firing never went out is not news: drop it quietly.
-        news = group.changed and (bool(firing) or any(a.fingerprint in group.notified for a in resolved))
+        # News is a firing alert not yet sent, or the resolution of one that was sent; a resolution of an
+        # alert whose firing never went out is dropped quietly.
+        news = group.changed and (
+            any(a.fingerprint not in group.notified for a in firing)
+            or any(a.fingerprint in group.notified for a in resolved)
+        )
         for alert in resolved:
             del group.alerts[alert.fingerprint]
-        if not news and not reminder:
-            group.notified = dict.fromkeys(group.alerts, "firing")
-            group.changed = False
-            return None
         resolved = tuple(a for a in resolved if a.fingerprint in group.notified)
-        group.notified = dict.fromkeys((a.fingerprint for a in firing), "firing")
         group.changed = False
+        if not news and not reminder:
+            return None
+        group.notified = {a.fingerprint for a in firing}
         group.last_sent_ms = now_ms
         return Notification(
             receiver=group.match.receiver,
