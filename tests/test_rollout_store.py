@@ -103,12 +103,18 @@ def test_a_rollout_reloaded_halfway_ends_exactly_as_an_uninterrupted_one(tmp_pat
     assert outcome(RolloutStore(tmp_path / "rollouts.db").load("fw-7")) == outcome(resumed)
 
 
-def test_commands_lost_with_the_hub_time_out_and_are_never_applied_twice(tmp_path: Path) -> None:
-    store = RolloutStore(tmp_path / "rollouts.db")
+def run_for(store: RolloutStore, until_ms: int) -> tuple[RolloutEngine, list[Command]]:
+    """A 100-device rollout saved on every tick up to ``until_ms``."""
     engine = RolloutEngine.start(spec(), fleet(100), 0)
     sent: list[Command] = []
-    for now in range(0, 1500, STEP_MS):
+    for now in range(0, until_ms, STEP_MS):
         step(engine, now, store, sent)
+    return engine, sent
+
+
+def test_commands_lost_with_the_hub_time_out_and_are_never_applied_twice(tmp_path: Path) -> None:
+    store = RolloutStore(tmp_path / "rollouts.db")
+    engine, sent = run_for(store, 1500)
     step(engine, 1500, store, sent, send=False)  # saved as commanded, then the hub died before publishing
     lost = engine.status().in_flight
     assert lost > 0
@@ -121,10 +127,7 @@ def test_commands_lost_with_the_hub_time_out_and_are_never_applied_twice(tmp_pat
 
 def test_an_abort_in_progress_resumes_its_rollbacks_after_a_restart(tmp_path: Path) -> None:
     store = RolloutStore(tmp_path / "rollouts.db")
-    engine = RolloutEngine.start(spec(), fleet(100), 0)
-    sent: list[Command] = []
-    for now in range(0, 2000, STEP_MS):
-        step(engine, now, store, sent)
+    engine, sent = run_for(store, 2000)
     engine.abort(2000, "operator")
     step(engine, 2000, store, sent, send=False)  # some rollbacks issued (lost), the rest still queued
     resumed = store.load("fw-7")

@@ -76,22 +76,40 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WaveStatus:
-    """Progress of one wave; ``gate`` is waiting, open, soaking, passed or failed."""
+class Progress:
+    """Devices per outcome, of one wave or of the whole rollout."""
 
-    index: int
-    size: int
     pending: int
     in_flight: int
     applied: int
     failed: int
     health_failed: int
     timed_out: int
+
+    @staticmethod
+    def of(counts: Sequence[int]) -> dict[str, int]:
+        """The fields from a row of per-state counts."""
+        return {
+            "pending": counts[DeviceState.PENDING],
+            "in_flight": counts[DeviceState.APPLYING],
+            "applied": counts[DeviceState.APPLIED],
+            "failed": counts[DeviceState.FAILED],
+            "health_failed": counts[DeviceState.HEALTH_FAILED],
+            "timed_out": counts[DeviceState.TIMED_OUT],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaveStatus(Progress):
+    """Progress of one wave; ``gate`` is waiting, open, soaking, passed or failed."""
+
+    index: int
+    size: int
     gate: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RolloutStatus:
+class RolloutStatus(Progress):
     """Where a rollout stands. ``changed`` counts devices that (may have) left their version and were
     sent back on abort; ``rolled_back`` only those that confirmed being on their previous version."""
 
@@ -103,12 +121,6 @@ class RolloutStatus:
     wave: int
     waves: tuple[WaveStatus, ...]
     targets: int
-    pending: int
-    in_flight: int
-    applied: int
-    failed: int
-    health_failed: int
-    timed_out: int
     changed: int
     rollback_pending: int
     rolled_back: int
@@ -425,17 +437,7 @@ class RolloutEngine:
     def status(self) -> RolloutStatus:
         t = self._total
         waves = tuple(
-            WaveStatus(
-                index=w,
-                size=sum(row),
-                pending=row[_S.PENDING],
-                in_flight=row[_S.APPLYING],
-                applied=row[_S.APPLIED],
-                failed=row[_S.FAILED],
-                health_failed=row[_S.HEALTH_FAILED],
-                timed_out=row[_S.TIMED_OUT],
-                gate=self._gate(w),
-            )
+            WaveStatus(index=w, size=sum(row), gate=self._gate(w), **Progress.of(row))
             for w, row in enumerate(self._counts)
         )
         unconfirmed = self.unconfirmed_devices()[:UNCONFIRMED_SHOWN] if t[_S.ROLLBACK_UNCONFIRMED] else []
@@ -448,12 +450,7 @@ class RolloutEngine:
             wave=self.wave,
             waves=waves,
             targets=len(self.names),
-            pending=t[_S.PENDING],
-            in_flight=t[_S.APPLYING],
-            applied=t[_S.APPLIED],
-            failed=t[_S.FAILED],
-            health_failed=t[_S.HEALTH_FAILED],
-            timed_out=t[_S.TIMED_OUT],
+            **Progress.of(t),
             changed=self.changed,
             rollback_pending=t[_S.ROLLBACK_QUEUED] + t[_S.ROLLING_BACK],
             rolled_back=t[_S.ROLLED_BACK],
