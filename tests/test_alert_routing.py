@@ -545,16 +545,6 @@ toml_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(sorted(ROUTE_KEYS)), inner, max_size=4),
     max_leaves=12,
 )
-ROUTE_KEYS = {
-    "receiver",
-    "matchers",
-    "group_by",
-    "group_wait",
-    "group_interval",
-    "repeat_interval",
-    "continue",
-    "routes",
-}
 
 
 @given(toml_values)
