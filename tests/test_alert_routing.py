@@ -589,3 +589,15 @@ def test_every_firing_alert_is_notified_and_every_notified_resolution_is_sent(
     assert sent_resolved <= notified
     if not still_firing:
         assert s.groups == 0  # resolved groups are dropped once their news is out
+
+
+def test_storm_of_repeats_is_deduplicated_by_fingerprint() -> None:
+    """10,000 alerts over 60 s that are 300 distinct alerts (3 sites x 5 rules x 20 devices) re-sent."""
+    s = scheduler(group_by=["site"])
+    sites = ("berlin", "bonn", "hamburg")
+    for i in range(10_000):
+        k = i % 300
+        s.add(alert(f"rule{k % 5}", site=sites[k // 100], device=f"dev{k % 20}-{k // 5}"), i * 6)
+    sent = [n for now in range(0, 30 * MIN, 10 * S) for n in s.due(now)]
+    assert len(sent) == 3 and sum(n.count for n in sent) == 300
+    assert all(len({a.fingerprint for a in n.firing}) == n.count for n in sent)
