@@ -6,6 +6,7 @@ message tag and the path (``$.values[3]``) where the frame was wrong.
 
 from .codec import MAX_FRAME_BYTES, decode, decode_as, decode_unpacked, encode, encode_packed
 from .commands import Command, CommandAck, DeliveryAck, to_ranges
+from .config import ConfigDesired, ConfigReport
 from .errors import MessageError
 from .events import SEVERITIES, DeadLetter, Event
 from .lifecycle import NodeBirth, NodeDeath
@@ -24,6 +25,8 @@ __all__ = [
     "CborValue",
     "Command",
     "CommandAck",
+    "ConfigDesired",
+    "ConfigReport",
     "DeadLetter",
     "DeliveryAck",
     "Event",

@@ -50,6 +50,7 @@ from pymonitor.messages.columns import (
     unpack_floats,
     unpack_indexes,
 )
+from pymonitor.messages.config import CONFIG_REPORT_STATUSES, REFUSAL_REASONS, ConfigDesired, ConfigReport
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
 from pymonitor.messages.requests import RAW_WINDOW_MAX_MS, RawRequest
@@ -232,7 +233,19 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
         capabilities=st.lists(texts, max_size=4),
     ),
     "node.death.v1": st.builds(NodeDeath, node=texts, session=wire_ints, reason=texts, ts_ms=st.none() | int64s),
-}
+    "config.desired.v1": st.builds(
+        ConfigDesired, node=texts, version=st.integers(1, 2**62), hash=texts, doc=cbor_maps, key_id=texts,
+        issued_ms=int64s, expires_ms=int64s, seq=wire_ints, signature=st.binary(max_size=64),
+    ),
+    "config.report.v1": st.sampled_from(CONFIG_REPORT_STATUSES).flatmap(
+        lambda status: st.builds(
+            ConfigReport, node=texts, version=wire_ints, hash=texts, status=st.just(status), ts_ms=int64s,
+            reason=st.sampled_from([r for r in REFUSAL_REASONS if r or status != "rejected"]), detail=texts,
+            previous_version=wire_ints, conflicts=st.lists(cbor_maps, max_size=3),
+            failed_checks=st.lists(texts, max_size=3),
+        )
+    ),
+}  # fmt: skip
 
 FUZZ_BASE_BATCH = ReadingBatch.build(
     node="gw-7",

@@ -39,6 +39,7 @@ from pymonitor.messages import (
     decode,
     encode,
 )
+from pymonitor.messages.config import ConfigDesired, ConfigReport
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
 from pymonitor.messages.summaries import pack_sketch
@@ -142,6 +143,28 @@ EXAMPLES: dict[str, object] = {
         ts_ms=T0_MS + 86_400_000,
         devices=["bat-002", "bat-003"],
         reason="anomaly on bat-002 at 00:12",
+    ),
+    "config.desired.v1": ConfigDesired(
+        node="gw-field-3",
+        version=7,
+        hash="5f" * 32,
+        doc={"node": {"name": "gw-field-3"}, "broker": {"url": "mqtts://hub.example:8883"}, "hub": {"raw_days": 3.5}},
+        key_id="0123456789abcdef",
+        issued_ms=T0_MS,
+        expires_ms=T0_MS + 30 * 86_400_000,
+        seq=42,
+        signature=bytes(range(64)),
+    ),
+    "config.report.v1": ConfigReport(
+        node="gw-field-3",
+        version=7,
+        hash="5f" * 32,
+        status="applied",
+        ts_ms=T0_MS + 1_000,
+        detail="1 conflict(s) settled by hub-wins",
+        previous_version=6,
+        conflicts=[{"path": "hub.raw_days", "base": 7.0, "local": 5.0, "remote": 3.5}],
+        failed_checks=["broker_reachable"],
     ),
     # Two hourly windows, quantized (0.01 degC; 1 mV): columns written out so the bytes are the layout's alone.
     "summary.batch.v1": SummaryBatch(
