@@ -345,3 +345,17 @@ def test_status_is_json_able_and_an_idle_tick_touches_no_device() -> None:
     assert engine.tick(10) == [] and engine.take_dirty() == []
     view = orjson.loads(orjson.dumps(engine.status().to_dict()))
     assert view["state"] == "running" and view["waves"][0]["in_flight"] == 5 and view["targets"] == 40
+
+
+def test_each_wave_runs_at_its_own_concurrency() -> None:
+    spec = make_spec(waves=WavePlan(canary=4, percentages=(100,)), concurrency=(2, 6), gates=GatePolicy())
+    engine = RolloutEngine.start(spec, fleet(40), 0)
+    sizes = []
+    now = 0
+    while engine.state == "running":
+        commands = engine.tick(now)
+        sizes.append(len(commands))
+        for cmd in commands:
+            engine.on_report(cmd.device, "applied", "2.0", now + 1)
+        now += STEP_MS
+    assert engine.state == "completed" and sizes[:2] == [2, 2] and max(sizes) == 6

@@ -211,3 +211,21 @@ def test_spec_requires_id_and_version_and_a_table() -> None:
 def test_spec_defaults_are_a_valid_rollout() -> None:
     spec = RolloutSpec(rollout_id="r", target_version="2")
     assert spec.kind == "firmware" and spec.concurrency > 0
+
+
+def test_concurrency_per_wave_repeats_its_last_count_and_rollbacks_use_the_largest() -> None:
+    spec = RolloutSpec(rollout_id="r", target_version="2", concurrency=(2, 50, 10))
+    assert [spec.concurrency_of(w) for w in range(5)] == [2, 50, 10, 10, 10]
+    assert spec.concurrency_of(-1) == 50
+    assert RolloutSpec(rollout_id="r", target_version="2", concurrency=7).concurrency_of(-1) == 7
+    assert spec_from_dict({**SPEC, "concurrency": [2, 50, 10]}) == spec_from_dict(
+        spec_from_dict({**SPEC, "concurrency": [2, 50, 10]}).to_dict()
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "where"), [((1, 0), r"concurrency\[1\]"), ((), "non-empty list"), (0, "concurrency")]
+)
+def test_bad_concurrency_names_the_wave(value: object, where: str) -> None:
+    with pytest.raises(RolloutSpecError, match=where):
+        RolloutSpec(rollout_id="r", target_version="2", concurrency=value)  # type: ignore[arg-type]

@@ -320,7 +320,7 @@ class RolloutEngine:
         spec = self.spec
         while True:
             end = self._ends[self.wave]
-            budget = min(spec.concurrency - self._in_flight, end - self._cursor)
+            budget = min(spec.concurrency_of(self.wave) - self._in_flight, end - self._cursor)
             for idx in range(self._cursor, self._cursor + max(budget, 0)):
                 self._set(idx, _S.APPLYING)
                 self._sent_ms[idx] = now_ms
@@ -371,7 +371,7 @@ class RolloutEngine:
         self.changed += 1
 
     def _send_rollbacks(self, now_ms: int, commands: list[Command]) -> None:
-        budget = self.spec.concurrency - self._rolling_in_flight
+        budget = self.spec.concurrency_of(-1) - self._rolling_in_flight
         queue = self._rollback_queue
         while budget > 0 and queue:
             idx = queue.popleft()

@@ -20,8 +20,9 @@ class RolloutSpec:
     """A rollout of ``target_version`` (a config or firmware version) to the devices ``selector`` matches.
 
     ``version_label`` is the inventory label holding each device's current version: the version a
-    rollback returns it to. ``concurrency`` bounds the commands in flight (applies, and later
-    rollbacks); ``timeout_ms`` is how long a device may take to answer one.
+    rollback returns it to. ``concurrency`` bounds the commands in flight: one count for every
+    wave, or one per wave (the last one holding for any further wave; rollbacks use the largest).
+    ``timeout_ms`` is how long a device may take to answer one command.
     """
 
     rollout_id: str
@@ -30,7 +31,7 @@ class RolloutSpec:
     selector: tuple[LabelMatcher, ...] = ()
     waves: WavePlan = field(default_factory=WavePlan)
     gates: GatePolicy = field(default_factory=GatePolicy)
-    concurrency: int = 100
+    concurrency: int | tuple[int, ...] = 100
     timeout_ms: int = 60_000
     version_label: str = "version"
 
@@ -43,10 +44,21 @@ class RolloutSpec:
             raise RolloutSpecError(f"target_version: expected a non-empty version, got {self.target_version!r}")
         if self.kind not in KINDS:
             raise RolloutSpecError(f"kind: expected one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise RolloutSpecError(f"concurrency: expected a positive count, got {self.concurrency!r}")
+        counts = self.concurrency if isinstance(self.concurrency, tuple) else (self.concurrency,)
+        for i, count in enumerate(counts):
+            if not isinstance(count, int) or count < 1:
+                where = f"concurrency[{i}]" if isinstance(self.concurrency, tuple) else "concurrency"
+                raise RolloutSpecError(f"{where}: expected a positive count, got {count!r}")
+        if not counts:
+            raise RolloutSpecError("concurrency: expected a count or a non-empty list of counts per wave")
         if not isinstance(self.timeout_ms, int) or self.timeout_ms < 1:
             raise RolloutSpecError(f"timeout_ms: expected a positive duration, got {self.timeout_ms!r}")
+
+    def concurrency_of(self, wave: int) -> int:
+        """Commands in flight allowed during ``wave``; ``-1``: during the rollback (the largest count)."""
+        if isinstance(self.concurrency, int):
+            return self.concurrency
+        return max(self.concurrency) if wave < 0 else self.concurrency[min(wave, len(self.concurrency) - 1)]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form; :func:`spec_from_dict` reads it back."""
@@ -57,7 +69,7 @@ class RolloutSpec:
             "selector": [str(m) for m in self.selector],
             "waves": {**asdict(self.waves), "percentages": list(self.waves.percentages)},
             "gates": asdict(self.gates),
-            "concurrency": self.concurrency,
+            "concurrency": list(self.concurrency) if isinstance(self.concurrency, tuple) else self.concurrency,
             "timeout_ms": self.timeout_ms,
             "version_label": self.version_label,
         }
@@ -92,6 +104,8 @@ def spec_from_dict(data: Mapping[str, Any]) -> RolloutSpec:
         waves["percentages"] = tuple(waves["percentages"])
     gates = _section(data, "gates", set(GatePolicy.__dataclass_fields__))
     rest = {k: data[k] for k in ("kind", "concurrency", "timeout_ms", "version_label") if k in data}
+    if isinstance(rest.get("concurrency"), list):
+        rest["concurrency"] = tuple(rest["concurrency"])
     return RolloutSpec(
         rollout_id=data["rollout_id"],
         target_version=data["target_version"],
