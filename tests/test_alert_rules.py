@@ -215,6 +215,29 @@ def test_threshold_fires_once_and_resolves_once() -> None:
     assert engine.tracked == 0  # quiet series cost nothing
 
 
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.floats(50, 100), max_size=60),
+    st.integers(1, 3),
+    st.integers(1, 3),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_readings_give_alternating_transitions(values: list[float], fire_after: int, resolve_after: int) -> None:
+    levels = {"above": {"warning": 70, "critical": 90}, "clear": {"warning": 60, "critical": 85}}
+    engine = _engine(_rule(threshold=levels, fire_after=fire_after, resolve_after=resolve_after))
+    alerts = _feed(engine, values)
+    firing: Alert | None = None
+    for alert in alerts:
+        assert alert.value is not None and math.isfinite(alert.value)
+        if alert.state == "resolved":
+            assert firing is not None and alert.ends_ms is not None
+            firing = None
+        else:
+            assert firing is None or firing.severity != alert.severity  # re-fires only to change severity
+            firing = alert
+    assert engine.invalid == sum(not math.isfinite(value) for value in values)
+    assert engine.tracked <= 1
+
+
 def test_threshold_fires_at_the_threshold_value() -> None:
     assert _states(_feed(_engine(_rule()), [90])) == [("firing", "warning")]
 
@@ -492,7 +515,7 @@ def test_check_failures_fire_and_successes_resolve() -> None:
     assert firing.labels == {"node": "hub-1", "check": "broker"}
     assert engine.check(result(False, 4)) == []
     (resolved,) = engine.check(result(True, 5))
-    assert (resolved.state, resolved.summary) == ("resolved", "broker down resolved: broker ok on hub-1: ")
+    assert (resolved.state, resolved.summary) == ("resolved", "broker down resolved: broker ok on hub-1")
 
 
 def test_check_without_node_uses_its_site_and_node_filters_apply() -> None:

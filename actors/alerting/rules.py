@@ -456,7 +456,8 @@ class RuleEngine:
             transition = _step(rule, state, -1 if result.ok else 0, limits.severity, result.ts_ms)
             if transition:
                 what = f"{result.name} {'ok' if result.ok else 'failed'}" + (f" on {node}" if node else "")
-                alerts.append(_alert(rule, state, transition, result.ts_ms, None, what + f": {result.detail}"))
+                what += f": {result.detail}" if result.detail else ""
+                alerts.append(_alert(rule, state, transition, result.ts_ms, None, what))
             self._forget_if_quiet(key, state)
         return alerts
 
