@@ -37,13 +37,12 @@ from pymonitor.actors.rollout import (
     GatePolicy,
     RolloutEngine,
     RolloutError,
+    RolloutHost,
     RolloutSpec,
     RolloutStore,
     Signer,
     WavePlan,
     decode_commands,
-    decode_reports,
-    encode_commands,
     encode_reports,
     select_targets,
 )
@@ -186,7 +185,7 @@ def broker_rollout(
     health_fail = set(targets[: min(canary, len(targets))][::sick_every]) if sick_every else set()
     key = generate_key()
     store = RolloutStore(db_path)
-    signer = Signer(key, store.next_seq)
+    host = RolloutHost(store, fleet=FLEET, node_of=node_of, signer=Signer(key, store.next_seq))
     frames: queue.Queue[tuple[str, bytes]] = queue.Queue()
     hub_loop = NetworkLoop("rollout-hub")
     hub = MqttBridge(
@@ -204,7 +203,7 @@ def broker_rollout(
     ready: set[str] = set()
     counts = Counter[str]()
 
-    def take(block_s: float, engine: RolloutEngine | None) -> None:
+    def take(block_s: float, live: bool) -> None:
         try:
             item: tuple[str, bytes] | None = frames.get(timeout=block_s)
         except queue.Empty:
@@ -212,24 +211,17 @@ def broker_rollout(
         stamp = now_ms()
         while item is not None:
             topic, payload = item
-            try:
-                decoded = decode_reports(payload)
-            except RolloutError:
-                counts["bad_frames"] += 1
-                decoded = None
-            if decoded is not None and decoded[0] == "ready":
-                ready.add(topics.parse(topic).node)
-            elif decoded is not None and engine is not None:
-                counts["report_frames"] += 1
-                for device, outcome, version in decoded[1]:
-                    counts[engine.on_report(device, outcome, version, stamp)] += 1
+            if topics.parse(topic).node not in ready:
+                ready.add(topics.parse(topic).node)  # its first frame is its "ready" announcement
+            elif live:
+                host.on_frame(payload, stamp)
             try:
                 item = frames.get_nowait()
             except queue.Empty:
                 item = None
 
     def heard(names: list[str]) -> bool:
-        take(0.05, None)
+        take(0.05, False)
         return ready.issuperset(names)
 
     try:
@@ -242,23 +234,20 @@ def broker_rollout(
         _wait(lambda: heard(nodes), CONNECT_TIMEOUT_S, "every node to subscribe")
         cpu0 = own_cpu_s()
         t0 = time.monotonic()
-        engine = RolloutEngine.start(spec, inventory, now_ms())
-        store.save(engine)
+        engine = host.start(spec, inventory, now_ms())
         last_tick = 0.0
         engine_s = 0.0
         while engine.state not in ("completed", "aborted") and time.monotonic() - t0 < max_s:
-            take(TICK_S, engine)
+            take(TICK_S, True)
             if time.monotonic() - last_tick >= TICK_S:
                 last_tick = time.monotonic()
                 stamp = now_ms()
                 e0 = time.perf_counter()
-                commands = engine.tick(stamp)
-                store.save(engine)  # before sending: a hub restarted now never commands a device twice
+                out = host.tick(stamp)  # saved before sending: a hub restarted now never commands a device twice
                 engine_s += time.perf_counter() - e0
-                for topic, frame in encode_commands(commands, node_of, fleet=FLEET, now_ms=stamp, signer=signer):
+                for topic, frame in out:
                     hub.publish(topic, frame)
-                counts["command_frames"] += 1 if commands else 0
-                counts["commands"] += len(commands)
+                counts["command_frames"] += len(out)
         wall_s = time.monotonic() - t0
         cpu_s = own_cpu_s() - cpu0
     finally:
@@ -291,6 +280,9 @@ def broker_rollout(
         "engine_s": round(engine_s, 3),
         "cpu_s": round(cpu_s, 2),
         "reports": dict(status.reports),
+        "commands": host.counters.commands,
+        "report_frames": host.counters.report_frames,
+        "bad_frames": host.counters.bad_frames,
         **dict(counts),
     }
 

@@ -23,6 +23,7 @@ from .engine import (
 )
 from .errors import NoTargetError, RolloutError, RolloutSpecError, RolloutStateError, RolloutStoreError
 from .gates import GatePolicy, Tally, abort_reason, gate_reason
+from .host import HostCounters, RolloutHost
 from .plan import Inventory, LabelMatcher, WavePlan, parse_matcher, parse_selector, select_targets
 from .spec import RolloutSpec, spec_from_dict
 from .state_store import ControlRequest, RolloutStore, apply_controls
@@ -35,12 +36,14 @@ __all__ = [
     "ControlRequest",
     "DeviceState",
     "GatePolicy",
+    "HostCounters",
     "Inventory",
     "LabelMatcher",
     "NoTargetError",
     "NodeCommands",
     "RolloutEngine",
     "RolloutError",
+    "RolloutHost",
     "RolloutSpec",
     "RolloutSpecError",
     "RolloutStateError",
