@@ -151,6 +151,7 @@ def test_parse_rules_builds_frozen_rules_with_defaults() -> None:
             "rules[0].anomaly.clear: expected at most the fire score 3, got 4",
         ),
         ([{"name": "c", "kind": "check", "check": {"host": "x"}}], "rules[0].check.host: unknown key"),
+        ([{"name": "c", "kind": "check", "metric": "temp_c"}], "rules[0].metric: unknown key"),
         ([{"name": "c", "kind": "check", "check": {"name": ""}}], "rules[0].check.name: expected a non-empty string"),
         ([_rule(in_hours=[1])], "rules[0].in_hours: expected a table, got [1]"),
         ([_rule(in_hours={"metric": "x"})], "rules[0].in_hours.metric: unknown key"),
@@ -281,6 +282,22 @@ def test_nan_and_inf_are_counted_and_never_fire_or_resolve() -> None:
     assert engine.invalid == 3
     assert _states(_feed(engine, [95, math.nan, 95])) == [("firing", "warning")]
     assert engine.invalid == 4
+
+
+def test_values_that_are_not_numbers_are_counted_as_invalid() -> None:
+    engine = _engine(_rule(), {"name": "odd", "kind": "anomaly", "anomaly": {"score": 3}})
+    assert engine.observe(_obs(None)) == []  # type: ignore[arg-type]
+    assert engine.observe(_obs("95")) == []  # type: ignore[arg-type]
+    assert engine.anomaly(AnomalyEvent(series=Series("a", "b", "c"), ts_ms=0, score=None)) == []  # type: ignore[arg-type]
+    assert engine.invalid == 3
+
+
+def test_firing_lists_the_latest_alert_of_each_firing_subject() -> None:
+    engine = _engine(_rule(threshold={"above": {"warning": 70, "critical": 90}}))
+    _feed(engine, [75, 95], device="a")
+    _feed(engine, [75, 50], device="b")
+    _feed(engine, [75], device="c", metric="humidity")
+    assert [(a.labels["device"], a.severity, a.value) for a in engine.firing()] == [("a", "critical", 95)]
 
 
 def test_rules_match_metric_node_and_device() -> None:

@@ -32,6 +32,7 @@ RATE_SAMPLES = 32
 _COMMON_KEYS = frozenset(
     {"name", "kind", "metric", "node", "device", "severity", "summary", "labels", "fire_after", "resolve_after"}
 )
+_NOT_FOR_CHECKS = frozenset({"metric", "device"})  # a check result has neither
 _HOURS_KEYS = ("in_hours", "out_of_hours")
 _RESERVED_LABELS = frozenset({"node", "device", "metric", "site", "check"})
 _SECTION_KEYS: dict[str, frozenset[str]] = {
@@ -218,7 +219,7 @@ def _rule(entry: object, path: str) -> Rule:
     kind = table.get("kind")
     if kind not in KINDS:
         raise _fail(f"{path}.kind", "one of " + ", ".join(KINDS), kind)
-    _only(table, _COMMON_KEYS | {kind, *_HOURS_KEYS}, path)
+    _only(table, (_COMMON_KEYS - _NOT_FOR_CHECKS if kind == "check" else _COMMON_KEYS) | {kind, *_HOURS_KEYS}, path)
     name = _text(table.get("name"), f"{path}.name")
     metric = _optional_text(table, "metric", path)
     if metric is None and kind in ("threshold", "rate_of_change"):
@@ -287,7 +288,7 @@ def always_in_hours(labels: Mapping[str, str], ts_ms: int) -> bool:
 class _State:
     """Debounce and firing state of one rule on one subject; exists only while the subject is not quiet."""
 
-    __slots__ = ("fails", "fingerprint", "labels", "level", "oks", "severity", "starts_ms")
+    __slots__ = ("alert", "fails", "fingerprint", "labels", "level", "oks", "severity", "starts_ms")
 
     def __init__(self, rule: Rule, labels: dict[str, str]) -> None:
         self.level = -1  # index into the limits' levels while firing, -1 while not
@@ -297,6 +298,7 @@ class _State:
         self.severity: Severity = rule.limits.severity
         self.labels = {**labels, **rule.labels}
         self.fingerprint = fingerprint(rule.name, self.labels)
+        self.alert: Alert | None = None  # the last firing alert, while firing
 
 
 def _level(limits: Limits, value: float, held: int) -> int:
@@ -338,7 +340,7 @@ def _step(rule: Rule, state: _State, level: int, severity: Severity, ts_ms: int)
 
 def _alert(rule: Rule, state: _State, transition: int, ts_ms: int, value: float | None, what: str) -> Alert:
     firing = transition == _FIRING
-    return Alert(
+    alert = Alert(
         fingerprint=state.fingerprint,
         rule=rule.name,
         labels=state.labels,
@@ -349,6 +351,16 @@ def _alert(rule: Rule, state: _State, transition: int, ts_ms: int, value: float 
         starts_ms=state.starts_ms,
         ends_ms=None if firing else ts_ms,
     )
+    state.alert = alert if firing else None
+    return alert
+
+
+def _finite(value: float) -> bool:
+    """False for NaN, infinities and anything that is not a number (a decoder bug must not stop the engine)."""
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
 
 
 def _subject(key: _Key) -> str:
@@ -384,6 +396,10 @@ class RuleEngine:
         self._anomaly_rules = tuple(i for i, r in enumerate(self.rules) if r.kind == "anomaly")
         self._check_rules = tuple(i for i, r in enumerate(self.rules) if r.kind == "check")
 
+    def firing(self) -> list[Alert]:
+        """The latest firing alert of every subject firing now (to re-announce after a restart or summarise)."""
+        return [state.alert for state in self._states.values() if state.alert is not None]
+
     @property
     def tracked(self) -> int:
         """Subjects holding debounce or firing state (the rest cost nothing)."""
@@ -396,7 +412,7 @@ class RuleEngine:
         if not indices:
             return alerts
         value = obs.value
-        if not math.isfinite(value):
+        if not _finite(value):
             self.invalid += 1
             return alerts
         node, device, metric, ts_ms = obs.node, obs.device, obs.metric, obs.ts_ms
@@ -424,7 +440,7 @@ class RuleEngine:
     def anomaly(self, event: AnomalyEvent) -> list[Alert]:
         """Anomaly rules on one detector verdict: a failure at ``score`` or more."""
         alerts: list[Alert] = []
-        if not math.isfinite(event.score):
+        if not _finite(event.score):
             self.invalid += 1
             return alerts
         node, device, metric = event.series
