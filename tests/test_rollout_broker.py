@@ -145,3 +145,11 @@ def test_malformed_reports_are_refused_with_the_row(details: dict[str, object], 
         decode_reports(encode(event))
     with pytest.raises(RolloutError, match="rollout report: "):
         decode_reports(b"\x00")
+
+
+def test_frames_carry_at_most_max_batch_devices() -> None:
+    frames = encode_commands(commands(10), node, fleet="f", now_ms=5, max_batch=2)
+    per_frame = [len(decode_commands(f).apply) + len(decode_commands(f).rollback) for _, f in frames]
+    assert sorted(per_frame) == [1, 1, 2, 2, 2, 2]  # 5 devices per node, in frames of 2, 2 and 1
+    with pytest.raises(RolloutError, match="max_batch: expected a positive device count, got 0"):
+        encode_commands(commands(1), node, fleet="f", now_ms=5, max_batch=0)

@@ -18,7 +18,7 @@ from .errors import RolloutError
 from .plan import Inventory
 from .spec import RolloutSpec
 from .state_store import RolloutStore, apply_controls
-from .wire import Signer, decode_reports, encode_commands
+from .wire import MAX_BATCH, Signer, decode_reports, encode_commands
 
 FINISHED = (COMPLETED, ABORTED)
 
@@ -39,12 +39,19 @@ class RolloutHost:
     """Every live rollout of one state file; see the module docstring."""
 
     def __init__(
-        self, store: RolloutStore, *, fleet: str, node_of: Callable[[str], str], signer: Signer | None = None
+        self,
+        store: RolloutStore,
+        *,
+        fleet: str,
+        node_of: Callable[[str], str],
+        signer: Signer | None = None,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.store = store
         self.fleet = fleet
         self.node_of = node_of
         self.signer = signer
+        self.max_batch = max_batch
         self.engines: dict[str, RolloutEngine] = {}
         self.counters = HostCounters()
         self.log: list[str] = []
@@ -88,7 +95,14 @@ class RolloutHost:
                 self.log += apply_controls(self.store, engine, now_ms)
                 commands = engine.tick(now_ms)
                 self.counters.commands += len(commands)
-                frames += encode_commands(commands, self.node_of, fleet=self.fleet, now_ms=now_ms, signer=self.signer)
+                frames += encode_commands(
+                    commands,
+                    self.node_of,
+                    fleet=self.fleet,
+                    now_ms=now_ms,
+                    signer=self.signer,
+                    max_batch=self.max_batch,
+                )
             self.store.save(engine)  # a finished one may still take late health reports
         return frames
 

@@ -30,6 +30,9 @@ REPORT_KIND = "rollout.report"
 SIGNED_VALID_MS = 10 * 60_000
 """How long a signed rollout command stays acceptable to a node (it is also replay-guarded)."""
 
+MAX_BATCH = 5000
+"""Devices per command frame: about 200 kB, well under the codec's and the broker's frame limits."""
+
 Report = tuple[str, str, str]
 """(device, outcome, version)."""
 
@@ -58,16 +61,23 @@ def encode_commands(
     fleet: str,
     now_ms: int,
     signer: Signer | None = None,
+    max_batch: int = MAX_BATCH,
 ) -> list[tuple[str, bytes]]:
-    """(topic, frame) per node for one tick's commands."""
-    bodies: dict[tuple[str, str], dict[str, Any]] = {}
+    """(topic, frame) per node for one tick's commands, at most ``max_batch`` devices a frame."""
+    if max_batch < 1:
+        raise RolloutError(f"max_batch: expected a positive device count, got {max_batch}")
+    bodies: dict[tuple[str, str, int], dict[str, Any]] = {}
+    sizes: dict[tuple[str, str], int] = {}
     for cmd in commands:
+        node = node_of(cmd.device)
+        n = sizes.get((node, cmd.rollout_id), 0)
+        sizes[node, cmd.rollout_id] = n + 1
         body = bodies.setdefault(
-            (node_of(cmd.device), cmd.rollout_id), {"rollout": cmd.rollout_id, "apply": [], "rollback": []}
+            (node, cmd.rollout_id, n // max_batch), {"rollout": cmd.rollout_id, "apply": [], "rollback": []}
         )
         body[cmd.action].append([cmd.device, cmd.version])
     frames = []
-    for (node, rollout_id), body in bodies.items():
+    for (node, rollout_id, part), body in bodies.items():
         args: dict[str, Any] = body
         issuer = ""
         if signer is not None:
@@ -85,7 +95,7 @@ def encode_commands(
             }
             issuer = env.key_id
         msg = CommandMessage(
-            id=f"{rollout_id}:{node}:{now_ms}", name=COMMAND_NAME, ts_ms=now_ms, args=args, issuer=issuer
+            id=f"{rollout_id}:{node}:{now_ms}:{part}", name=COMMAND_NAME, ts_ms=now_ms, args=args, issuer=issuer
         )
         frames.append((topics.command(fleet, node, COMMAND_NAME), encode(msg)))
     return frames
