@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Mapping
 from typing import Any
 
@@ -172,6 +173,58 @@ def test_bad_config_is_rejected_with_its_path(entries: object, message: str) -> 
     with pytest.raises(AlertConfigError) as error:
         parse_rules(entries)
     assert str(error.value).startswith(message)
+
+
+RULES_TOML = """
+[[rules]]
+name = "temp_high"
+kind = "threshold"
+metric = "temp_c"
+threshold = { above = { warning = 70, critical = 90 }, clear = { critical = 85 } }
+fire_after = 3
+labels = { team = "facilities" }
+out_of_hours = { severity = "info", threshold = { above = 95 } }
+
+[[rules]]
+name = "heating_fast"
+kind = "rate_of_change"
+metric = "temp_c"
+rate_of_change = { window_s = 600, above = 2.0 }
+
+[[rules]]
+name = "node_silent"
+kind = "absence"
+absence = { after_s = 300 }
+
+[[rules]]
+name = "odd_reading"
+kind = "anomaly"
+anomaly = { score = 3.0, clear = 2.0 }
+
+[[rules]]
+name = "broker_down"
+kind = "check"
+check = { name = "broker" }
+severity = "critical"
+"""
+
+
+def test_a_toml_rules_document_parses() -> None:
+    rules = parse_rules(tomllib.loads(RULES_TOML)["rules"])
+    assert [(r.name, r.kind) for r in rules] == [
+        ("temp_high", "threshold"),
+        ("heating_fast", "rate_of_change"),
+        ("node_silent", "absence"),
+        ("odd_reading", "anomaly"),
+        ("broker_down", "check"),
+    ]
+    temp_high = rules[0]
+    assert [(lv.severity, lv.fire, lv.clear) for lv in temp_high.limits.levels] == [
+        ("warning", 70, 70),
+        ("critical", 90, 85),
+    ]
+    assert temp_high.out_of_hours is not None and temp_high.out_of_hours.levels[0].fire == 95
+    assert (rules[1].limits.window_ms, rules[2].limits.after_ms, rules[4].check) == (600_000, 300_000, "broker")
 
 
 def test_error_names_the_index_of_the_bad_rule() -> None:

@@ -12,6 +12,22 @@ when the caller's business-hours callable says so.
 
 State stays small: a series costs nothing until it fails once, and is dropped again when it is
 quiet. Rate rules keep at most ``RATE_SAMPLES`` points per series; absence rules one timestamp.
+
+Config, one ``[[rules]]`` table per rule (a value at or past a threshold fails)::
+
+    [[rules]]
+    name = "temp_high"                    # unique; the summary defaults to "temp high"
+    kind = "threshold"                    # threshold | rate_of_change | absence | anomaly | check
+    metric = "temp_c"                     # node = / device = narrow it further
+    threshold = { above = { warning = 70, critical = 90 }, clear = { critical = 85 } }
+    fire_after = 3                        # consecutive failures; resolve_after: consecutive successes
+    labels = { team = "facilities" }
+    out_of_hours = { severity = "info", threshold = { above = 95 } }   # replaces the section whole
+
+    # rate_of_change = { window_s = 600, above = 2.0 }   per minute, over points spanning >= half the window
+    # absence = { after_s = 300 }     without metric: the whole node; one failure per silent tick()
+    # anomaly = { score = 3.0, clear = 2.0 }
+    # check = { name = "broker" }     kind = "check", no metric/device; any check without a name
 """
 
 from __future__ import annotations
