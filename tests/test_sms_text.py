@@ -217,8 +217,9 @@ def test_storm_summary_falls_back_to_the_count_then_cuts() -> None:
     assert summarize_storm(alerts, max_chars=12) == "3000 aler..."
 
 
-def test_storm_summary_of_one_alert_without_a_site() -> None:
+def test_storm_summary_of_one_alert_without_a_site_and_of_none() -> None:
     assert summarize_storm([_alert("offline", None)]) == "1 alert at 1 site: 1x offline (no site)"
+    assert summarize_storm([]) == "0 alerts"
 
 
 # -- batching

@@ -215,7 +215,7 @@ def summarize_storm(alerts: Sequence[Alert], max_chars: int = GSM_SINGLE_SEPTETS
     count does not fit.
     """
     text = ""
-    for text in map(transliterate, _storm_texts(alerts)):
+    for text in map(transliterate, _storm_texts(alerts) if alerts else ["0 alerts"]):
         if _septets(text) <= max_chars:
             return text
     while text and _septets(text + ELLIPSIS) > max_chars:
