@@ -46,6 +46,7 @@ from pymonitor.actors.rollout import (
     encode_reports,
     select_targets,
 )
+from pymonitor.actors.rollout.wire import MAX_BATCH
 from pymonitor.broker import (
     BridgeOptions,
     MosquittoBroker,
@@ -176,8 +177,12 @@ def broker_rollout(
     soak_ms: int,
     timeout_ms: int,
     max_s: float,
+    max_batch: int = MAX_BATCH,
 ) -> dict[str, Any]:
-    """One rollout through the broker; returns what the engine and the devices ended with."""
+    """One rollout through the broker; returns what the engine and the devices ended with.
+
+    ``max_batch=1`` is the baseline: one signed command frame and one report frame per device.
+    """
     inventory = make_inventory(devices, per_node)
     spec = rollout_spec(rollout_id, canary=canary, concurrency=concurrency, soak_ms=soak_ms, timeout_ms=timeout_ms)
     targets = select_targets(inventory, spec.selector)
@@ -185,7 +190,7 @@ def broker_rollout(
     health_fail = set(targets[: min(canary, len(targets))][::sick_every]) if sick_every else set()
     key = generate_key()
     store = RolloutStore(db_path)
-    host = RolloutHost(store, fleet=FLEET, node_of=node_of, signer=Signer(key, store.next_seq))
+    host = RolloutHost(store, fleet=FLEET, node_of=node_of, signer=Signer(key, store.next_seq), max_batch=max_batch)
     frames: queue.Queue[tuple[str, bytes]] = queue.Queue()
     hub_loop = NetworkLoop("rollout-hub")
     hub = MqttBridge(
@@ -310,13 +315,18 @@ def simulated_rollout(devices: int, *, seed: int, db_path: Path | None, step_ms:
     now = 0
     engine_s = save_s = 0.0
     ticks = commands_total = 0
+    idle_s: list[float] = []  # ticks with nothing to do: their cost must not grow with the fleet
     while engine.state not in ("completed", "aborted") and now < 7 * 86_400_000:
         e0 = time.perf_counter()
+        answered = 0
         while due and due[0][0] <= now:
             _, _, device, outcome = heapq.heappop(due)
             engine.on_report(device, outcome, NEW if outcome == "applied" else OLD, now)
+            answered += 1
         commands = engine.tick(now)
         e1 = time.perf_counter()
+        if not answered and not commands:
+            idle_s.append(e1 - e0)
         if store is not None:
             store.save(engine)
         save_s += time.perf_counter() - e1
@@ -348,6 +358,8 @@ def simulated_rollout(devices: int, *, seed: int, db_path: Path | None, step_ms:
         "ticks": ticks,
         "commands": commands_total,
         "engine_us_per_device": round(engine_s / devices * 1e6, 2),
+        "idle_ticks": len(idle_s),
+        "idle_tick_us_p50": round(float(np.median(idle_s)) * 1e6, 1) if idle_s else None,
     }
 
 
@@ -379,7 +391,7 @@ def run(
             address = parse_broker_url(broker)
         progress(f"broker   {broker} at {address.host}:{address.port}")
 
-        def one(rollout_id: str, count: int, sick_share: float) -> dict[str, Any]:
+        def one(rollout_id: str, count: int, sick_share: float, max_batch: int = MAX_BATCH) -> dict[str, Any]:
             return broker_rollout(
                 address,
                 devices=count,
@@ -392,10 +404,13 @@ def run(
                 soak_ms=soak_ms,
                 timeout_ms=timeout_ms,
                 max_s=max_s,
+                max_batch=max_batch,
             )
 
         good = one("bench-good", devices, 0.0)
         progress(f"rollout  {good['state']}: {good['completed']:,}/{devices:,} devices in {good['wall_s']} s")
+        baseline = one("bench-unbatched", devices, 0.0, max_batch=1)
+        progress(f"baseline {baseline['state']}: one frame per device, {baseline['wall_s']} s")
         bad = one("bench-bad", bad_devices, 0.1)
         progress(f"bad      {bad['state']}: changed {bad['changed']}, rolled back {bad['rolled_back']}")
     finally:
@@ -412,15 +427,20 @@ def run(
         "wall_s": good["wall_s"],
         "devices_per_s": round(good["completed"] / good["wall_s"], 1) if good["wall_s"] else None,
         "applied_twice": good["applied_twice"],
+        "baseline_unbatched_wall_s": baseline["wall_s"],
+        "baseline_completed": baseline["completed"],
+        "ratio": round(baseline["wall_s"] / good["wall_s"], 2) if good["wall_s"] else None,
         "devices_100k": sim_devices,
         "devices_100k_completed": sim["completed"],
         "devices_100k_wall_s": sim["wall_s"],
+        "devices_100k_idle_tick_us_p50": sim["idle_tick_us_p50"],
         "rolled_back": bad["rolled_back"],
         "changed": bad["changed"],
         "left_on_bad_version": bad["left_on_bad_version"],
         "bad_version_state": bad["state"],
         "apply_after_reconnect_p99_s": None,
         "good": good,
+        "baseline": baseline,
         "bad_version": bad,
         "simulated": sim,
         "peak_rss_mb": round(own_peak_rss_mb(), 1),
