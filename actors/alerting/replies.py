@@ -35,10 +35,10 @@ from .fields import count, duration_ms, fail, items, table, text
 Via = Literal["sms", "email", "api"]
 TokenAction = Literal["ack", "silence"]
 CODE_DIGITS = 4
-PIN = re.compile(r"\d{4,8}")
-CODE = re.compile(r"\d{3,8}")
+PIN = re.compile(r"[0-9]{4,8}")
+CODE = re.compile(r"[0-9]{3,8}")
 _SEPARATORS = re.compile(r"[\s\-().]")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _MAX_TEXT_CHARS = 480  # three SMS parts; longer replies are not commands
 _AUDIT_TEXT_CHARS = 160
 
@@ -227,7 +227,7 @@ class ReplySigner:
         payload, dot, mac = token.strip().partition(".")
         if not dot or not payload or not mac or len(token) > 2048:
             raise ReplyRefusedError("malformed token")
-        if not hmac.compare_digest(self._mac(payload), mac):
+        if not hmac.compare_digest(self._mac(payload).encode(), mac.encode()):
             raise ReplyRefusedError("bad token signature")
         try:
             raw = orjson.loads(_unb64(payload))
@@ -346,7 +346,7 @@ class ReplyHandler:
             if now_ms < strikes.locked_until_ms:
                 raise ReplyRefusedError("sender locked out after too many wrong PINs")
             command = parse_command(sms, self.config.max_silence_ms)
-            if responder.pin is None or not hmac.compare_digest(responder.pin.reveal(), command.pin):
+            if responder.pin is None or not hmac.compare_digest(responder.pin.reveal().encode(), command.pin.encode()):
                 strikes.failures += 1
                 if strikes.failures >= self.config.pin_attempts:
                     strikes.failures, strikes.locked_until_ms = 0, now_ms + self.config.lockout_ms

@@ -133,4 +133,4 @@ def signature(key: Secret, timestamp: str, body: bytes) -> str:
 def signature_matches(key: Secret, timestamp: str, body: bytes, given: str) -> bool:
     """Constant-time check of a ``sha256=<hex>`` or bare hex signature."""
     given = given.removeprefix("sha256=").strip().lower()
-    return hmac.compare_digest(signature(key, timestamp, body), given)
+    return hmac.compare_digest(signature(key, timestamp, body).encode(), given.encode())

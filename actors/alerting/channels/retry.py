@@ -9,7 +9,7 @@ it reports every attempt (for the audit log) and a final failure (so escalation 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..fields import duration_ms, fail, table
@@ -153,10 +153,3 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the alerting actor
             self.crashes += 1
             return DeliveryResult(status="retry", detail=f"channel raised {type(exc).__name__}: {exc}")
-
-
-def parse_retry(raw: Mapping[str, object] | None, where: str, rng: random.Random | None = None) -> RetryPolicy:
-    """The ``retry`` table of a channel, defaults when absent."""
-    if raw is None:
-        return RetryPolicy(rng=rng if rng is not None else random.Random())
-    return RetryPolicy.parse(raw, where, rng)

@@ -15,14 +15,14 @@ from .base import DeliveryResult, DeliveryStatus
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
-def make_client(base_url: str, timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Client:
-    """A client bound to ``base_url``; tests pass a transport (or a real local server's URL)."""
-    return httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport, follow_redirects=False)
+def make_client(timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """A client for one channel; tests pass a transport (or point the channel at a real local server)."""
+    return httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False)
 
 
 def post(
     client: httpx.Client,
-    path: str,
+    url: str,
     *,
     content: bytes,
     headers: Mapping[str, str],
@@ -30,7 +30,7 @@ def post(
 ) -> tuple[DeliveryResult, httpx.Response | None]:
     """POST and classify; the response is returned for a 2xx only (to read an id from it)."""
     try:
-        response = client.post(path, content=content, headers=dict(headers), params=params)
+        response = client.post(url, content=content, headers=dict(headers), params=params)
     except httpx.TimeoutException as exc:
         return DeliveryResult(status="retry", detail=f"timed out: {type(exc).__name__}"), None
     except httpx.HTTPError as exc:
