@@ -139,3 +139,14 @@ def test_a_site_without_devices_is_skipped() -> None:
     report = analyse(small_data(sites=("yard", "empty")))
     assert {e.site for e in report.site_effects} == {"yard"}
     assert report.recommendations == ()
+
+
+def test_bench_compares_estimates_with_the_true_ratios() -> None:
+    from pymonitor.bench.fleet_environment import run
+
+    result = run(3, devices=2_000, days=30)
+    assert set(result["effects"]) == {"heat", "humidity", "vibration"}
+    for effect in result["effects"].values():
+        low, high = effect["ci95"]
+        assert low <= effect["estimate"] <= high
+        assert effect["recovered"] == (low <= effect["true"] <= high)

@@ -71,3 +71,12 @@ def test_simulated_overload_is_found_and_relieved() -> None:
     # Every move is to a gateway the device can hear.
     edges = set(zip(deployment.reach_device.tolist(), deployment.reach_gateway.tolist(), strict=True))
     assert all((m.device, m.to_gateway) in edges for m in plan.moves)
+
+
+def test_bench_reports_worst_load_before_and_after() -> None:
+    from pymonitor.bench.fleet_gateways import run
+
+    result = run(1, gateways=40, devices=4_000)
+    assert result["worst_util_after"] < result["worst_util_before"]
+    assert result["truth_missed"] == 0
+    assert result["min_move_quality"] >= 0.5
