@@ -79,9 +79,14 @@ def test_escape_pair_is_not_split_across_parts() -> None:
     assert segments("a" * 152 + "€" + "a" * 152) == 3
 
 
-@pytest.mark.parametrize(("length", "parts"), [(70, 1), (71, 2), (134, 2), (135, 3)])
-def test_ucs2_text_takes_70_units_then_67_per_part(length: int, parts: int) -> None:
-    text = "ж" * length
+@pytest.mark.parametrize(
+    ("char", "count", "parts"),
+    [("ж", 70, 1), ("ж", 71, 2), ("ж", 134, 2), ("ж", 135, 3)]
+    # an emoji is a surrogate pair (2 units) never split: 33 per part of 67, the 34th would straddle
+    + [("\U0001f600", 35, 1), ("\U0001f600", 36, 2), ("\U0001f600", 66, 2), ("\U0001f600", 67, 3)],
+)
+def test_ucs2_text_takes_70_utf16_units_then_67_per_part(char: str, count: int, parts: int) -> None:
+    text = char * count
     assert encoding(text) == "UCS-2"
     assert segments(text) == parts
 
@@ -91,14 +96,6 @@ def test_one_non_gsm_character_switches_to_ucs2() -> None:
     assert encoding(text) == "UCS-2"
     assert segments(text) == 2
     assert segments(transliterate(text)) == 1
-
-
-@pytest.mark.parametrize(("count", "parts"), [(35, 1), (36, 2), (66, 2), (67, 3)])
-def test_emoji_are_surrogate_pairs_never_split(count: int, parts: int) -> None:
-    # 33 emoji (66 units) per part of 67: the 34th would straddle
-    text = "\U0001f600" * count
-    assert encoding(text) == "UCS-2"
-    assert segments(text) == parts
 
 
 # -- transliteration
