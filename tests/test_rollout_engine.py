@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pymonitor.actors.rollout import (
     Command,
@@ -359,3 +361,62 @@ def test_each_wave_runs_at_its_own_concurrency() -> None:
             engine.on_report(cmd.device, "applied", "2.0", now + 1)
         now += STEP_MS
     assert engine.state == "completed" and sizes[:2] == [2, 2] and max(sizes) == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    answers=st.lists(
+        st.sampled_from(["applied", "failed", "health_failed", "silent", "late"]), min_size=1, max_size=60
+    ),
+    rollback_silent=st.sets(st.integers(0, 59)),
+    abort_at=st.one_of(st.none(), st.integers(0, 30)),
+    timeout_mode=st.sampled_from(["failed", "timeout"]),
+)
+def test_any_run_ends_with_every_device_accounted_for_and_none_applied_twice(
+    answers: list[str], rollback_silent: set[int], abort_at: int | None, timeout_mode: str
+) -> None:
+    n = len(answers)
+    spec = make_spec(
+        waves=WavePlan(canary=2, growth_factor=2),
+        gates=GatePolicy(min_success_rate=0.5, soak_ms=100, abort_min_executed=5, timeout_counts_as=timeout_mode),
+        concurrency=3,
+    )
+    engine = RolloutEngine.start(spec, fleet(n), 0)
+    late: list[str] = []
+
+    def answer(cmd: Command) -> tuple[str, str] | None:
+        i = int(cmd.device[3:])
+        if cmd.action == "rollback":
+            return None if i in rollback_silent else ("rolled_back", cmd.version)
+        kind = answers[i]
+        if kind == "late":
+            late.append(cmd.device)
+            return None
+        return None if kind == "silent" else (kind, cmd.version)
+
+    sent: list[Command] = []
+    now = 0
+    for step in range(400):
+        if step == abort_at and engine.state in ("running", "paused"):
+            engine.abort(now)
+        commands = engine.tick(now)
+        sent += commands
+        now += STEP_MS * 3
+        for cmd in commands:
+            reply = answer(cmd)
+            if reply is not None:
+                engine.on_report(cmd.device, reply[0], reply[1], now)
+        if step % 7 == 0 and late:
+            engine.on_report(late.pop(), "applied", "2.0", now)  # answers after its timeout
+        if engine.state in ("completed", "aborted"):
+            break
+    status = engine.status()
+    assert status.state in ("completed", "aborted")
+    assert Counter(c.device for c in sent if c.action == "apply").most_common(1)[0][1] == 1
+    counted = status.pending + status.in_flight + status.applied + status.failed + status.health_failed
+    counted += status.timed_out + status.rollback_pending + status.rolled_back + status.rollback_unconfirmed
+    assert counted == n
+    if status.state == "aborted":
+        assert status.rolled_back + status.rollback_unconfirmed == status.changed
+        assert status.rollback_pending == status.in_flight == 0
+        assert status.rollback_unconfirmed == len(engine.unconfirmed_devices())
