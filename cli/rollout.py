@@ -82,7 +82,7 @@ def _inventory(data: Any, path: Path) -> dict[str, dict[str, str]]:
 def start(
     spec_path: Annotated[Path, typer.Argument(help="The rollout spec, JSON or TOML.", metavar="SPEC")],
     inventory_path: Annotated[Path, typer.Option("--inventory", help="JSON object: device -> {label: value}.")],
-    db: DbOpt,
+    db: DbOpt = Path("rollouts.db"),
     json: Json = False,
 ) -> None:
     """Store a new rollout; the hub starts sending its canary at its next tick."""
