@@ -228,6 +228,28 @@ class AlertStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def last_acknowledgement_id(self) -> int:
+        """The newest acknowledgement row id (0 for none): where a starting actor begins polling."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM acknowledgements").fetchone()[0])
+
+    def acknowledgements_after(self, last_id: int, *, via: str | None = None) -> list[dict[str, Any]]:
+        """Accepted acknowledgements newer than ``last_id`` (e.g. those the CLI wrote), oldest first."""
+        cur = self.conn.execute(
+            "SELECT * FROM acknowledgements WHERE id > ? AND accepted = 1 AND (? IS NULL OR via = ?) ORDER BY id",
+            (last_id, via, via),
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def silences_after(self, last_id: int) -> list[dict[str, Any]]:
+        """Silences added after row ``last_id``, expired ones included (the caller's clock decides), oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, matchers, starts_ms, ends_ms, created_by, comment FROM silences WHERE id > ? ORDER BY id",
+            (last_id,),
+        ).fetchall()
+        keys = ("id", "matchers", "starts_ms", "ends_ms", "created_by", "comment")
+        return [{**dict(zip(keys, row, strict=True)), "matchers": json.loads(row[1])} for row in rows]
+
     def counts(self) -> dict[str, int]:
         """Rows per table: alerts recorded, notifications made, attempts, acknowledgements, escalations."""
         tables = ("alerts", "notifications", "attempts", "acknowledgements", "escalations", "silences")

@@ -1,0 +1,462 @@
+"""The alerting pipeline core and its config: alerts in, effects out (record, mute, defer, send, escalate)."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pymonitor.actors.alerting import AlertConfigError
+from pymonitor.actors.alerting.alert import Alert, AnomalyEvent, CheckResult, Observation, Series
+from pymonitor.actors.alerting.config import AlertingConfig, load_config, parse_config
+from pymonitor.actors.alerting.pipeline import (
+    AlertPipeline,
+    Deferred,
+    Effect,
+    Muted,
+    RecordAck,
+    RecordAlerts,
+    RecordEscalation,
+    Send,
+    event_alert,
+)
+from pymonitor.actors.alerting.render import full_text, push_text, sms_text, subject
+from pymonitor.actors.alerting.silences import Silence
+from pymonitor.actors.alerting.sms import encoding, segments
+from pymonitor.messages import Event
+
+MIN = 60_000
+# 2026-12-07 is a Monday; Europe/Berlin is UTC+1 in December.
+MON_10H = int(datetime(2026, 12, 7, 9, 0, tzinfo=UTC).timestamp() * 1000)  # 10:00 local
+MON_23H = int(datetime(2026, 12, 7, 22, 0, tzinfo=UTC).timestamp() * 1000)  # 23:00 local
+TUE_08H = int(datetime(2026, 12, 8, 7, 0, tzinfo=UTC).timestamp() * 1000)  # 08:00 local, the opening
+
+EXAMPLE = """
+[alerting.channels.ops-mail]
+type = "email"
+host = "smtp.example.org"
+from = "alerts@example.org"
+
+[alerting.channels.sms-gw]
+type = "sms_http"
+url = "https://sms.example.org/api"
+token = "t0ken"
+from = "PyMonitor"
+
+[alerting.channels.phone-push]
+type = "ntfy"
+server = "https://ntfy.example.org"
+topic = "ops"
+
+[alerting.channels.audit]
+type = "log"
+
+[alerting.receivers.ops-mail]
+channel = "ops-mail"
+recipients = ["ops@example.org"]
+
+[alerting.receivers.oncall-sms]
+channel = "sms-gw"
+recipients = ["+447700900123"]
+
+[alerting.receivers.lead-sms]
+channel = "sms-gw"
+recipients = ["+447700900456"]
+
+[alerting.receivers.push]
+channel = "phone-push"
+recipients = ["ops"]
+
+[alerting.receivers.log]
+channel = "audit"
+recipients = ["audit"]
+
+[[alerting.rules]]
+name = "battery_low"
+kind = "threshold"
+metric = "battery_v"
+threshold = {below = {warning = 11.5, critical = 10.5}, clear = {warning = 11.8}}
+
+[[alerting.rules]]
+name = "temp_high"
+kind = "threshold"
+metric = "temp_c"
+threshold = {above = 90}
+severity = "critical"
+
+[[alerting.rules]]
+name = "broker_check"
+kind = "check"
+severity = "critical"
+
+[[alerting.rules]]
+name = "odd_power"
+kind = "anomaly"
+anomaly = {score = 0.9}
+
+[alerting.route]
+receiver = "ops-mail"
+group_by = ["site"]
+group_wait = "30s"
+group_interval = "5m"
+
+[[alerting.route.routes]]
+matchers = ['severity=~"critical|emergency"']
+receiver = "oncall-sms"
+group_by = ["..."]
+group_wait = "1ms"
+
+[[alerting.route.routes]]
+matchers = ['rule="odd_power"']
+receiver = "push"
+
+[[alerting.inhibit]]
+source_matchers = ['rule="event.gateway.down"']
+target_matchers = ['rule="battery_low"']
+equal = ["node"]
+
+[alerting.hours.office]
+time_zone = "Europe/Berlin"
+weekly = {"mon-fri" = ["08:00-18:00"]}
+
+[alerting.notify]
+hours = "office"
+
+[alerting.escalation]
+in_hours = "day"
+
+[alerting.escalation.chains.day]
+levels = [
+  {receivers = ["oncall-sms"], ack_timeout = "10m", fallback = ["push"]},
+  {receivers = ["lead-sms"], ack_timeout = "10m"},
+]
+"""
+
+
+def config(text: str = EXAMPLE, now_ms: int = MON_10H) -> AlertingConfig:
+    return parse_config(tomllib.loads(text), now_ms=now_ms)
+
+
+def pipeline(text: str = EXAMPLE) -> AlertPipeline:
+    return AlertPipeline(config(text))
+
+
+def obs(device: str, metric: str, value: float, ts: int, site: str = "Site A", node: str = "gw1") -> Observation:
+    return Observation(node=node, device=device, metric=metric, ts_ms=ts, value=value, site=site)
+
+
+def sends(effects: list[Effect]) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send)]
+
+
+def of(effects: list[Effect], kind: type) -> list[Any]:
+    return [e for e in effects if isinstance(e, kind)]
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+
+def test_example_config_parses_every_section() -> None:
+    cfg = config()
+    assert set(cfg.receivers) == {"ops-mail", "oncall-sms", "lead-sms", "push", "log"}
+    assert cfg.receivers["oncall-sms"].style == "sms"
+    assert cfg.receivers["push"].style == "push"
+    assert cfg.receivers["ops-mail"].style == "full"
+    assert [r.name for r in cfg.rules] == ["battery_low", "temp_high", "broker_check", "odd_power"]
+    assert cfg.escalation is not None and cfg.escalation.in_hours == "day"
+    assert cfg.in_hours({}, MON_10H) and not cfg.in_hours({}, MON_23H)
+
+
+def test_config_without_alerting_table_and_without_hours_is_always_in_hours() -> None:
+    raw = {
+        "channels": {"log": {"type": "log"}},
+        "receivers": {"log": {"channel": "log", "recipients": ["me"]}},
+        "route": {"receiver": "log"},
+    }
+    cfg = parse_config(raw, now_ms=0)
+    assert cfg.profile_for({"site": "x"}) is None and cfg.in_hours({}, 0)
+    assert cfg.escalation is None and cfg.replies is None
+
+
+BASE = {
+    "channels": {"log": {"type": "log"}},
+    "receivers": {"log": {"channel": "log", "recipients": ["me"]}},
+    "route": {"receiver": "log"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bogus": 1}, "(top level).bogus: unknown key"),
+        ({"receivers": {}}, "receivers: at least one receiver"),
+        ({"receivers": {"x": {"recipients": ["a"]}}}, "receivers.x.channel: missing"),
+        ({"receivers": {"x": {"channel": "nope", "recipients": ["a"]}}}, "receivers.x.channel: unknown channel 'nope'"),
+        ({"receivers": {"x": {"channel": "log"}}}, "receivers.x.recipients: at least one recipient"),
+        ({"receivers": {"x": {"channel": "log", "recipients": ["a"], "max_segments": 0}}}, "x.max_segments"),
+        ({"notify": {"hours": "nope"}}, "notify.hours: unknown business-hours profile 'nope'"),
+        ({"notify": {"site_hours": {"A": "nope"}}}, "notify.site_hours.A: unknown business-hours profile"),
+        ({"notify": {"escalate": ["loud"]}}, "notify.escalate[0]: expected one of"),
+        ({"notify": {"sms_per_hour": 0}}, "notify.sms_per_hour: expected a positive number"),
+        ({"notify": {"sms_burst": 0}}, "notify.sms_burst: expected an integer from 1"),
+        ({"inhibit": {"a": 1}}, "inhibit: expected a list of tables"),
+        ({"rules": [{"name": "x", "kind": "threshold"}]}, "rules[0].metric: required"),
+        ({"route": {"receiver": "pager"}}, "route.receiver: unknown receiver 'pager'"),
+    ],
+)
+def test_bad_configs_are_refused_naming_the_path(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(AlertConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        parse_config({**BASE, **change}, now_ms=0)
+
+
+def test_load_config_names_the_file_and_the_alerting_path(tmp_path: Path) -> None:
+    good = tmp_path / "alerts.toml"
+    good.write_text(EXAMPLE)
+    assert load_config(good, now_ms=MON_10H).receivers["log"].channel == "audit"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.replace('receiver = "push"', 'receiver = "pager"'))
+    with pytest.raises(AlertConfigError, match=r"bad\.toml: alerting\.route\.routes\[1\]\.receiver: unknown receiver"):
+        load_config(bad, now_ms=0)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[alerting\n")
+    with pytest.raises(AlertConfigError, match="broken.toml: not valid TOML"):
+        load_config(broken, now_ms=0)
+    with pytest.raises(AlertConfigError, match="missing.toml: cannot read"):
+        load_config(tmp_path / "missing.toml", now_ms=0)
+    top = tmp_path / "top.toml"
+    top.write_text("[alerting]\nbogus = 1\n")
+    with pytest.raises(AlertConfigError, match=r"top\.toml: alerting\.bogus: unknown key"):
+        load_config(top, now_ms=0)
+
+
+# --- the path of an alert ---------------------------------------------------------------------------
+
+
+def test_every_transition_is_recorded_and_a_warning_waits_for_group_wait() -> None:
+    p = pipeline()
+    effects = p.observe([obs("bms", "battery_v", 11.2, MON_10H)], MON_10H)
+    recorded = of(effects, RecordAlerts)
+    assert len(recorded) == 1 and recorded[0].alerts[0].severity == "warning"
+    assert sends(effects) == []
+    assert p.next_due_ms() == MON_10H + 30_000
+    later = sends(p.tick(MON_10H + 30_000))
+    assert [s.receiver for s in later] == ["ops-mail"]
+    assert later[0].message.recipient == "ops@example.org" and later[0].kind == "notification"
+    assert "battery low" in later[0].message.text and "site=Site A" in later[0].message.text
+
+
+def test_critical_pages_at_once_by_sms_and_starts_escalation_to_the_next_level() -> None:
+    p = pipeline()
+    effects = p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    assert sends(effects) == []  # group_wait 1 ms
+    effects = p.tick(MON_10H + 1)
+    page = sends(effects)
+    assert [(s.receiver, s.message.recipient) for s in page] == [("oncall-sms", "+447700900123")]
+    assert encoding(page[0].message.text) == "GSM-7" and segments(page[0].message.text) == 1
+    assert page[0].message.text.startswith("CRIT temp high")
+    assert page[0].message.severity == "critical"
+    steps = of(effects, RecordEscalation)
+    assert [(s.step.level, s.step.reason) for s in steps] == [(0, "start")]
+    # nobody acks in 10 minutes: the lead is told, in one message
+    effects = p.tick(MON_10H + 1 + 10 * MIN)
+    escalated = sends(effects)
+    assert [(s.receiver, s.kind) for s in escalated] == [("lead-sms", "escalation")]
+    assert escalated[0].message.text.startswith("ESCALATED (level 2 of day: ack timeout)")
+    # ... and after the last level, the chain is exhausted: recorded, nobody else told
+    effects = p.tick(MON_10H + 1 + 20 * MIN)
+    assert sends(effects) == [] and [s.step.reason for s in of(effects, RecordEscalation)] == ["exhausted"]
+
+
+def test_ack_stops_escalation_and_is_recorded() -> None:
+    p = pipeline()
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    fp = sends(p.tick(MON_10H + 1))[0].message.fingerprints[0]
+    acks = p.ack(fp, by="alice", via="sms", now_ms=MON_10H + MIN)
+    assert [(a.fingerprint, a.by, a.detail) for a in of(acks, RecordAck)] == [(fp, "alice", "escalation stopped")]
+    assert sends(p.tick(MON_10H + 30 * MIN)) == []
+    assert of(p.ack(fp, by="bob", via="api", now_ms=MON_10H), RecordAck)[0].detail == "nothing was escalating"
+    assert p.ack(fp, by="bob", via="cli", now_ms=MON_10H, record=False) == []
+
+
+def test_delivery_failure_falls_back_at_once() -> None:
+    p = pipeline()
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    fp = sends(p.tick(MON_10H + 1))[0].message.fingerprints[0]
+    effects = p.delivery_failed(fp, "oncall-sms", MON_10H + 5_000)
+    assert [(s.receiver, s.kind) for s in sends(effects)] == [("push", "escalation")]
+    assert "fallback" in sends(effects)[0].message.text
+    assert p.delivery_failed("unknown", "oncall-sms", MON_10H) == []
+
+
+def test_resolution_is_notified_and_stops_escalation() -> None:
+    p = pipeline()
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    p.tick(MON_10H + 1)
+    effects = p.observe([obs("t1", "temp_c", 50, MON_10H + MIN)], MON_10H + MIN)
+    assert of(effects, RecordAlerts)[0].alerts[0].state == "resolved"
+    later = p.tick(MON_10H + MIN + 5 * MIN)
+    assert [s.message.text.startswith("OK temp high resolved") for s in sends(later)] == [True]
+    assert p.escalator is not None and p.escalator.active == 0
+
+
+def test_off_hours_warning_waits_for_the_morning_digest_and_emergencies_page() -> None:
+    p = pipeline()
+    effects = p.observe(
+        [obs("bms", "battery_v", 11.2, MON_23H), obs("bms2", "battery_v", 11.0, MON_23H, site="Site B")], MON_23H
+    )
+    deferred = of(effects, Deferred)
+    assert [d.until_ms for d in deferred] == [TUE_08H, TUE_08H]
+    assert p.next_due_ms() == TUE_08H
+    # a critical at night pages at once (group_wait 1 ms)
+    p.observe([obs("t1", "temp_c", 99, MON_23H)], MON_23H)
+    assert [s.receiver for s in sends(p.tick(MON_23H + 1))] == ["oncall-sms"]
+    # one of the two warnings resolves overnight: the digest says so instead of listing the flapping
+    p.observe([obs("bms2", "battery_v", 12.5, MON_23H + MIN, site="Site B")], MON_23H + MIN)
+    assert [s for s in sends(p.tick(TUE_08H - 1)) if s.kind == "digest"] == []  # the critical reminds, no digest
+    digest = [s for s in sends(p.tick(TUE_08H)) if s.kind == "digest"]
+    assert [s.receiver for s in digest] == ["ops-mail"]
+    text = digest[0].message.text
+    assert text.startswith("Overnight digest (office):") and "Firing (1)" in text and "Resolved (1)" in text
+    # at opening the still-firing one re-enters routing: its group tells it, then its resolution, as usual
+    assert [s.receiver for s in sends(p.tick(TUE_08H + 30_000)) if s.kind == "notification"] == ["ops-mail"]
+    p.observe([obs("bms", "battery_v", 12.5, TUE_08H + MIN)], TUE_08H + MIN)
+    assert any("Resolved (1)" in s.message.text for s in sends(p.tick(TUE_08H + 10 * MIN)))
+
+
+def test_silenced_alert_is_recorded_muted_and_its_resolution_says_nothing() -> None:
+    p = pipeline()
+    p.silence(
+        Silence.parse(
+            {"id": "s1", "matchers": ['site="Site A"'], "duration": "1h", "created_by": "bob", "comment": "works"},
+            "silence",
+            now_ms=MON_10H,
+        )
+    )
+    effects = p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    assert len(of(effects, RecordAlerts)) == 1
+    assert "silenced by s1 (bob: works)" in of(effects, Muted)[0].reason
+    effects = p.observe([obs("t1", "temp_c", 20, MON_10H + MIN)], MON_10H + MIN)
+    assert of(effects, RecordAlerts) and sends(effects + p.tick(MON_10H + 10 * MIN)) == []
+    assert p.counters.muted == 1
+
+
+def test_gateway_down_event_inhibits_its_battery_alerts() -> None:
+    p = pipeline()
+    down = Event(node="gw1", ts_ms=MON_10H, kind="gateway.down", severity="warning", message="gateway gw1 down")
+    p.event(down, MON_10H)
+    effects = p.observe([obs("bms", "battery_v", 11.2, MON_10H)], MON_10H)
+    assert "inhibited by 1 firing alert(s)" in of(effects, Muted)[0].reason
+    up = Event(node="gw1", ts_ms=MON_10H, kind="gateway.down", severity="warning", message="up", labels={"state": "ok"})
+    p.event(up, MON_10H + 1)
+    effects = p.observe([obs("bms3", "battery_v", 11.2, MON_10H + 2)], MON_10H + 2)
+    assert of(effects, Muted) == []
+
+
+def test_events_become_alerts_and_debug_events_are_counted_and_dropped() -> None:
+    error = Event(node="gw1", ts_ms=5, kind="disk.full", severity="error", message="disk 99%", source="sda", value=99.0)
+    alert = event_alert(error)
+    assert alert is not None and alert.rule == "event.disk.full" and alert.severity == "critical"
+    assert alert.labels == {"node": "gw1", "device": "sda"} and alert.state == "firing" and alert.value == 99.0
+    cleared = event_alert(Event(node="gw1", ts_ms=9, kind="disk.full", severity="info", message="", labels={
+        "state": "resolved", "device": "sda"}))  # fmt: skip
+    assert cleared is not None and cleared.state == "resolved" and cleared.ends_ms == 9
+    assert cleared.fingerprint == alert.fingerprint and cleared.summary == "disk.full"
+    p = pipeline()
+    assert p.event(Event(node="gw1", ts_ms=1, kind="boot", severity="debug", message="hi"), 1) == []
+    assert p.counters.ignored_events == 1
+
+
+def test_checks_and_anomalies_flow_through_the_same_path() -> None:
+    p = pipeline()
+    effects = p.check(CheckResult(name="broker", ok=False, ts_ms=MON_10H, node="hub"), MON_10H)
+    assert of(effects, RecordAlerts)[0].alerts[0].rule == "broker_check"
+    effects = p.anomaly(AnomalyEvent(series=Series("gw1", "pm", "power_w"), ts_ms=MON_10H, score=0.95), MON_10H)
+    assert of(effects, RecordAlerts)[0].alerts[0].rule == "odd_power"
+    later = sends(p.tick(MON_10H + 30_000))
+    assert sorted(s.receiver for s in later) == ["oncall-sms", "push"]
+    push = next(s for s in later if s.receiver == "push")
+    assert push.message.text.startswith("WARN odd power")
+
+
+def test_ready_made_alerts_and_absence_tick() -> None:
+    p = pipeline()
+    alert = Alert(fingerprint="f1", rule="manual", labels={}, severity="info", state="firing", summary="x",
+                  starts_ms=MON_10H)  # fmt: skip
+    assert of(p.alerts([alert], MON_10H), RecordAlerts)
+    assert of(p.tick(MON_10H + 1), RecordAlerts) == []
+
+
+def test_sms_storm_is_rate_limited_per_recipient() -> None:
+    text = EXAMPLE.replace('[alerting.notify]\nhours = "office"', "[alerting.notify]\nsms_per_hour = 1\nsms_burst = 2")
+    p = pipeline(text)
+    effects: list[Effect] = []
+    for i in range(4):  # four criticals, each its own group (group_by all labels), each paging
+        effects += p.observe([obs(f"t{i}", "temp_c", 95, MON_10H + i * 10)], MON_10H + i * 10)
+        effects += p.tick(MON_10H + i * 10 + 1)
+    pages = [s for s in sends(effects) if s.receiver == "oncall-sms"]
+    assert [s.rate_limited for s in pages] == [False, False, True, True]
+    assert p.counters.rate_limited == 2
+
+
+def test_without_escalation_nothing_escalates() -> None:
+    text = EXAMPLE[: EXAMPLE.index("[alerting.escalation]")]
+    p = pipeline(text)
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    effects = p.tick(MON_10H + 1)
+    assert of(effects, RecordEscalation) == [] and len(sends(effects)) == 1
+    assert p.delivery_failed("x", "oncall-sms", MON_10H) == []
+    assert of(p.ack("x", by="a", via="api", now_ms=MON_10H), RecordAck)[0].detail == "nothing was escalating"
+    assert p.next_due_ms() is not None
+    resolved = p.observe([obs("t1", "temp_c", 20, MON_10H + MIN)], MON_10H + MIN)
+    assert of(resolved, RecordAlerts)[0].alerts[0].state == "resolved"
+
+
+def test_resolution_after_the_digest_time_but_before_its_tick_is_in_the_digest() -> None:
+    p = pipeline()
+    p.observe([obs("bms", "battery_v", 11.2, MON_23H)], MON_23H)
+    p.observe([obs("bms", "battery_v", 12.5, TUE_08H + 1)], TUE_08H + 1)
+    digest = [s for s in sends(p.tick(TUE_08H + 2)) if s.kind == "digest"]
+    assert len(digest) == 1 and "Resolved (1)" in digest[0].message.text and "Firing" not in digest[0].message.text
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def storm(n: int, sites: int = 3) -> list[Alert]:
+    rules = ["battery_low", "temp_high", "link_down"]
+    return [
+        Alert(fingerprint=f"f{i}", rule=rules[i % 3], labels={"site": f"Site {chr(65 + i % sites)}"},
+              severity="warning", state="firing", summary=f"{rules[i % 3]} on d{i}", starts_ms=0)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_sms_storm_across_three_sites_fits_one_gsm7_segment_and_names_sites_and_counts() -> None:
+    text = sms_text(storm(10_000), [])
+    assert encoding(text) == "GSM-7" and segments(text) == 1 and len(text) <= 160
+    assert text.startswith("10000 alerts at 3 sites")
+    assert all(site in text for site in ("Site A", "Site B", "Site C")) or "Site A/B/C" in text
+
+
+def test_sms_lists_few_alerts_one_per_line_and_says_how_many_resolved_in_a_storm() -> None:
+    few = sms_text(storm(2), [])
+    assert few.count("\n") == 1 and few.startswith("WARN")
+    both = sms_text(storm(50), storm(3))
+    assert both.endswith(", 3 resolved") and segments(both) == 1
+    only_resolved = sms_text([], storm(50))
+    assert only_resolved.startswith("OK 50 alerts")
+    headed = sms_text(storm(1), [], header="ESCALATED")
+    assert headed.startswith("ESCALATED WARN")
+
+
+def test_push_and_full_texts() -> None:
+    push = push_text(storm(12), [])
+    assert push.endswith("... and 2 more") and push.count("\n") == 10
+    full = full_text(storm(2), storm(1), header="H")
+    assert full.splitlines()[0] == "H" and "Firing (2):" in full and "Resolved (1):" in full
+    assert subject(storm(2), storm(1)) == "[WARN] 2 firing, 1 resolved: battery low"
+    assert subject([], storm(1)) == "[OK] 1 resolved: battery low"
+    assert subject([], []) == "[OK] nothing"
