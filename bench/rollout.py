@@ -10,6 +10,9 @@ Three measurements in one run, one JSON object:
   :class:`RolloutStore` saved on every tick. Commands are ed25519-signed and verified per node.
 - ``devices_100k_completed``: the pure engine on a simulated clock with 100,000 devices answering
   after random latencies (some fail, some never answer), state saved to SQLite on every tick.
+- ``baseline_unbatched_wall_s``: the same rollout with one signed frame per device (``ratio``).
+- ``restart_*``: the same rollout with the hub stopped halfway and a new one carrying on from the
+  state file (persistent MQTT session): no device may be commanded twice.
 - ``bad_version``: health fails on 10 % of the canary; the rollout must abort, every changed
   device must confirm its rollback (``rolled_back == changed``) and none stay on the bad version.
 
@@ -24,6 +27,7 @@ import itertools
 import queue
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,10 +182,14 @@ def broker_rollout(
     timeout_ms: int,
     max_s: float,
     max_batch: int = MAX_BATCH,
+    restart_at_applied: int | None = None,
 ) -> dict[str, Any]:
     """One rollout through the broker; returns what the engine and the devices ended with.
 
     ``max_batch=1`` is the baseline: one signed command frame and one report frame per device.
+    ``restart_at_applied``: once that many devices applied, the hub stops (disconnects, saves,
+    drops its engine) and a new one carries on from the state file; its MQTT session is
+    persistent, so the broker keeps the reports sent meanwhile.
     """
     inventory = make_inventory(devices, per_node)
     spec = rollout_spec(rollout_id, canary=canary, concurrency=concurrency, soak_ms=soak_ms, timeout_ms=timeout_ms)
@@ -193,16 +201,13 @@ def broker_rollout(
     host = RolloutHost(store, fleet=FLEET, node_of=node_of, signer=Signer(key, store.next_seq), max_batch=max_batch)
     frames: queue.Queue[tuple[str, bytes]] = queue.Queue()
     hub_loop = NetworkLoop("rollout-hub")
-    hub = MqttBridge(
-        address,
-        BridgeOptions(
-            client_id=f"{FLEET}-{HUB_NODE}-{rollout_id}",
-            clean_session=True,
-            subscriptions=[topics.fleet_filter(FLEET, "events")],
-            loop=hub_loop,
-        ),
-        lambda t, p: frames.put((t, p)),
+    hub_options = BridgeOptions(
+        client_id=f"{FLEET}-{HUB_NODE}-{rollout_id}-{uuid.uuid4().hex[:8]}",
+        clean_session=False,
+        subscriptions=[topics.fleet_filter(FLEET, "events")],
+        loop=hub_loop,
     )
+    hub = MqttBridge(address, hub_options, lambda t, p: frames.put((t, p)))
     nodes = sorted({node_of(d) for d in inventory})
     fleet = SimFleet(address, nodes, trusted_keys([key.public_key()]), health_fail)
     ready: set[str] = set()
@@ -243,6 +248,26 @@ def broker_rollout(
         last_tick = 0.0
         engine_s = 0.0
         while engine.state not in ("completed", "aborted") and time.monotonic() - t0 < max_s:
+            if (
+                restart_at_applied is not None
+                and not counts["hub_restarts"]
+                and engine.status().applied >= restart_at_applied
+            ):
+                hub.stop()
+                take(0.0, True)  # what reached this process before it stopped (a clean SIGTERM flushes it)
+                store.save(engine)
+                store.close()
+                del engine
+                store = RolloutStore(db_path)
+                host = RolloutHost(
+                    store, fleet=FLEET, node_of=node_of, signer=Signer(key, store.next_seq), max_batch=max_batch
+                )
+                engine = host.engines[rollout_id]
+                hub = MqttBridge(address, hub_options, lambda t, p: frames.put((t, p)))
+                hub.start()
+                if not hub.wait_connected(CONNECT_TIMEOUT_S):
+                    raise TimeoutError(f"the restarted hub did not connect within {CONNECT_TIMEOUT_S:.0f} s")
+                counts["hub_restarts"] += 1
             take(TICK_S, True)
             if time.monotonic() - last_tick >= TICK_S:
                 last_tick = time.monotonic()
@@ -391,7 +416,9 @@ def run(
             address = parse_broker_url(broker)
         progress(f"broker   {broker} at {address.host}:{address.port}")
 
-        def one(rollout_id: str, count: int, sick_share: float, max_batch: int = MAX_BATCH) -> dict[str, Any]:
+        def one(
+            rollout_id: str, count: int, sick_share: float, max_batch: int = MAX_BATCH, restart_at: int | None = None
+        ) -> dict[str, Any]:
             return broker_rollout(
                 address,
                 devices=count,
@@ -405,12 +432,15 @@ def run(
                 timeout_ms=timeout_ms,
                 max_s=max_s,
                 max_batch=max_batch,
+                restart_at_applied=restart_at,
             )
 
         good = one("bench-good", devices, 0.0)
         progress(f"rollout  {good['state']}: {good['completed']:,}/{devices:,} devices in {good['wall_s']} s")
         baseline = one("bench-unbatched", devices, 0.0, max_batch=1)
         progress(f"baseline {baseline['state']}: one frame per device, {baseline['wall_s']} s")
+        restarted = one("bench-restart", devices, 0.0, restart_at=devices // 2)
+        progress(f"restart  {restarted['state']}: {restarted['completed']:,} devices, hub restarted halfway")
         bad = one("bench-bad", bad_devices, 0.1)
         progress(f"bad      {bad['state']}: changed {bad['changed']}, rolled back {bad['rolled_back']}")
     finally:
@@ -430,6 +460,9 @@ def run(
         "baseline_unbatched_wall_s": baseline["wall_s"],
         "baseline_completed": baseline["completed"],
         "ratio": round(baseline["wall_s"] / good["wall_s"], 2) if good["wall_s"] else None,
+        "restart_completed": restarted["completed"],
+        "restart_applied_twice": restarted["applied_twice"],
+        "restart_timed_out": restarted["timed_out"],
         "devices_100k": sim_devices,
         "devices_100k_completed": sim["completed"],
         "devices_100k_wall_s": sim["wall_s"],
@@ -441,6 +474,7 @@ def run(
         "apply_after_reconnect_p99_s": None,
         "good": good,
         "baseline": baseline,
+        "restarted": restarted,
         "bad_version": bad,
         "simulated": sim,
         "peak_rss_mb": round(own_peak_rss_mb(), 1),

@@ -53,7 +53,8 @@ def test_the_bench_returns_every_key(mosquitto: MosquittoBroker, tmp_path: Path)
     )
     keys = {"devices", "completed", "wall_s", "devices_100k_completed", "rolled_back", "left_on_bad_version", "ratio"}
     assert keys | {"apply_after_reconnect_p99_s"} <= set(report)
-    assert report["completed"] == report["baseline_completed"] == 100
+    assert report["completed"] == report["baseline_completed"] == report["restart_completed"] == 100
+    assert report["restart_applied_twice"] == 0
     assert report["rolled_back"] == report["changed"] == 10
     assert report["left_on_bad_version"] == 0 and report["apply_after_reconnect_p99_s"] is None
 
@@ -154,3 +155,21 @@ def test_frames_carry_at_most_max_batch_devices() -> None:
     assert sorted(per_frame) == [1, 1, 2, 2, 2, 2]  # 5 devices per node, in frames of 2, 2 and 1
     with pytest.raises(RolloutError, match="max_batch: expected a positive device count, got 0"):
         encode_commands(commands(1), node, fleet="f", now_ms=5, max_batch=0)
+
+
+@pytest.mark.needs_mosquitto
+def test_a_hub_restarted_mid_rollout_over_mosquitto_finishes_it_without_applying_twice(
+    broker_address: BrokerAddress, tmp_path: Path
+) -> None:
+    result = broker_rollout(
+        broker_address,
+        devices=200,
+        rollout_id="t-restart",
+        health_fail_share=0.0,
+        db_path=tmp_path / "r.db",
+        restart_at_applied=30,
+        **SMALL,  # type: ignore[arg-type]
+    )
+    assert result["hub_restarts"] == 1
+    assert result["state"] == "completed" and result["completed"] == result["devices_on_target"] == 200
+    assert result["applied_twice"] == 0 and result["timed_out"] == 0
