@@ -42,6 +42,14 @@ class Rejector:
         return self.code
 
 
+class DataRejector:
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.code
+
+
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"ops" and auth_data.password == b"s3cret"
     return AuthResult(success=ok, handled=False)
@@ -186,10 +194,15 @@ def test_implicit_tls(tls_files: tuple[Path, Path]) -> None:
 
 @pytest.mark.parametrize(
     ("smtp_server", "status"),
-    [({"handler": Rejector("450 mailbox busy")}, "retry"), ({"handler": Rejector("550 no such user")}, "failed")],
+    [
+        ({"handler": Rejector("450 mailbox busy")}, "retry"),
+        ({"handler": Rejector("550 no such user")}, "failed"),
+        ({"handler": DataRejector("451 try later")}, "retry"),
+        ({"handler": DataRejector("554 spam")}, "failed"),
+    ],
     indirect=["smtp_server"],
 )
-def test_recipient_refusals_retry_on_4xx_and_fail_on_5xx(smtp_server: tuple[Controller, Recorder], status: str) -> None:
+def test_smtp_refusals_retry_on_4xx_and_fail_on_5xx(smtp_server: tuple[Controller, Recorder], status: str) -> None:
     controller, _ = smtp_server
     assert EmailChannel(_config(controller.port)).send(_message(), NOW_MS).status == status
 

@@ -33,6 +33,8 @@ from .errors import AlertConfigError
 from .fields import count, duration_ms, fail, items, table, text
 
 Via = Literal["sms", "email", "api"]
+Verb = Literal["ACK", "SILENCE", "STATUS"]
+_VERBS: dict[str, Verb] = {"ACK": "ACK", "SILENCE": "SILENCE", "STATUS": "STATUS"}
 TokenAction = Literal["ack", "silence"]
 CODE_DIGITS = 4
 PIN = re.compile(r"[0-9]{4,8}")
@@ -93,7 +95,7 @@ class ReplyOutcome:
 class Command:
     """A parsed SMS command before authentication."""
 
-    verb: Literal["ACK", "SILENCE", "STATUS"]
+    verb: Verb
     pin: str
     code: str = ""
     duration_ms: int = 0
@@ -330,10 +332,6 @@ class ReplyHandler:
         self._by_name = {r.name: r for r in self.config.responders}
         self._signer = ReplySigner(self.config.signing_key)
 
-    @property
-    def signer(self) -> ReplySigner:
-        return self._signer
-
     def handle_sms(self, sender: str, sms: str, now_ms: int) -> ReplyOutcome:
         """An SMS from ``sender``: allow-listed number, right PIN, well-formed command, known alert code."""
         phone = normalise_phone(sender, self.config.default_country) or sender[:32]
@@ -412,14 +410,15 @@ class ReplyHandler:
                 raise ReplyRefusedError("unknown API user")
             if not hmac.compare_digest(responder.api_key.reveal().encode(), api_key.encode()):
                 raise ReplyRefusedError("bad API key")
-            verb = str(request.get("action", "")).upper()
-            if verb not in ("ACK", "SILENCE", "STATUS"):
-                raise ReplyRefusedError(f"malformed: action {verb[:20]!r} is not ack, silence or status")
+            verb = _VERBS.get(str(request.get("action", "")).upper())
+            if verb is None:
+                shown_action = str(request.get("action", ""))[:20].upper()
+                raise ReplyRefusedError(f"malformed: action {shown_action!r} is not ack, silence or status")
             code = str(request.get("alert", ""))
             if verb != "STATUS" and not CODE.fullmatch(code):
                 raise ReplyRefusedError(f"malformed: alert code {code[:20]!r} must be 3 to 8 digits")
             duration = silence_ms(request.get("duration"), self.config.max_silence_ms) if verb == "SILENCE" else 0
-            command = Command(verb=verb, pin="", code=code, duration_ms=duration)  # type: ignore[arg-type]
+            command = Command(verb=verb, pin="", code=code, duration_ms=duration)
             action = self._command_action(command, responder.name)
         except ReplyRefusedError as refusal:
             return self._refuse("api", who, shown, str(refusal), now_ms)

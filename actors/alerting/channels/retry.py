@@ -84,8 +84,8 @@ class AttemptRecord:
     at_ms: int
 
 
-AttemptSink = Callable[[AttemptRecord], None]
-FailureSink = Callable[[str, str, int], bool | None]
+AttemptSink = Callable[[AttemptRecord], object]
+FailureSink = Callable[[str, str, int], object]
 """Called as ``(fingerprint, channel, now_ms)`` per alert of a message that could not be delivered:
 ``Escalator.delivery_failed`` fits as is."""
 
