@@ -92,7 +92,7 @@ def test_parse_rules_builds_frozen_rules_with_defaults() -> None:
     ("entries", "message"),
     [
         ({"rules": []}, "rules: expected a list of rule tables, got {'rules': []}"),
-        ([42], "rules[0]: expected a table, got 42"),
+        ([42], "rules[0]: expected a table, got int"),
         ([{1: "x"}], "rules[0]: expected string keys, got 1"),
         ([_rule(kind="magic")], "rules[0].kind: expected one of threshold, rate_of_change, absence, anomaly, check"),
         ([_rule(colour="red")], "rules[0].colour: unknown key"),
@@ -106,7 +106,7 @@ def test_parse_rules_builds_frozen_rules_with_defaults() -> None:
         ([_rule(fire_after=1.5)], "rules[0].fire_after: expected a whole number >= 1, got 1.5"),
         ([_rule(labels={"node": "x"})], "rules[0].labels.node: reserved label"),
         ([_rule(labels={"team": 5})], "rules[0].labels.team: expected a non-empty string, got 5"),
-        ([_rule(labels="ops")], "rules[0].labels: expected a table, got 'ops'"),
+        ([_rule(labels="ops")], "rules[0].labels: expected a table, got str"),
         ([_rule(threshold=None)], "rules[0].threshold: expected a table, got None"),
         ([_rule(threshold={"above": "hot"})], "rules[0].threshold.above: expected a number, got 'hot'"),
         ([_rule(threshold={"above": True})], "rules[0].threshold.above: expected a number, got True"),
@@ -154,7 +154,7 @@ def test_parse_rules_builds_frozen_rules_with_defaults() -> None:
         ([{"name": "c", "kind": "check", "check": {"host": "x"}}], "rules[0].check.host: unknown key"),
         ([{"name": "c", "kind": "check", "metric": "temp_c"}], "rules[0].metric: unknown key"),
         ([{"name": "c", "kind": "check", "check": {"name": ""}}], "rules[0].check.name: expected a non-empty string"),
-        ([_rule(in_hours=[1])], "rules[0].in_hours: expected a table, got [1]"),
+        ([_rule(in_hours=[1])], "rules[0].in_hours: expected a table, got list"),
         ([_rule(in_hours={"metric": "x"})], "rules[0].in_hours.metric: unknown key"),
         (
             [_rule(out_of_hours={"threshold": {"above": "hot"}})],
