@@ -257,6 +257,7 @@ def broker_rollout(
                 take(0.0, True)  # what reached this process before it stopped (a clean SIGTERM flushes it)
                 store.save(engine)
                 store.close()
+                counts["commands_before_restart"] += host.counters.commands
                 del engine
                 store = RolloutStore(db_path)
                 host = RolloutHost(
@@ -310,7 +311,7 @@ def broker_rollout(
         "engine_s": round(engine_s, 3),
         "cpu_s": round(cpu_s, 2),
         "reports": dict(status.reports),
-        "commands": host.counters.commands,
+        "commands": host.counters.commands + counts.pop("commands_before_restart", 0),
         "report_frames": host.counters.report_frames,
         "bad_frames": host.counters.bad_frames,
         **dict(counts),

@@ -172,4 +172,4 @@ def test_a_hub_restarted_mid_rollout_over_mosquitto_finishes_it_without_applying
     )
     assert result["hub_restarts"] == 1
     assert result["state"] == "completed" and result["completed"] == result["devices_on_target"] == 200
-    assert result["applied_twice"] == 0 and result["timed_out"] == 0
+    assert result["applied_twice"] == 0 and result["timed_out"] == 0 and result["commands"] == 200
