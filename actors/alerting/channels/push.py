@@ -16,7 +16,7 @@ import orjson
 
 from ..fields import fail, table, text
 from .base import DeliveryResult, OutgoingMessage, Secret, secret, severity_map, timeout_s, url
-from .transport import make_client, post
+from .transport import HttpChannel
 
 NTFY_PRIORITIES = {"info": 2, "warning": 3, "critical": 4, "emergency": 5}
 NTFY_TAGS = {"info": "information_source", "warning": "warning", "critical": "rotating_light", "emergency": "sos"}
@@ -29,15 +29,6 @@ def _header_safe(value: str) -> str:
     if line.isascii():
         return line
     return "=?UTF-8?B?" + base64.b64encode(line.encode()).decode() + "?="
-
-
-def _provider_id(response: httpx.Response | None) -> str:
-    if response is None:
-        return ""
-    try:
-        return str(orjson.loads(response.content).get("id", ""))
-    except (orjson.JSONDecodeError, AttributeError):
-        return ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,10 +54,10 @@ class NtfyConfig:
         )
 
 
-class NtfyChannel:
+class NtfyChannel(HttpChannel):
     def __init__(self, config: NtfyConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(config.timeout_s, transport)
         self.config = config
-        self._client = make_client(config.timeout_s, transport)
 
     def send(self, message: OutgoingMessage, now_ms: int) -> DeliveryResult:
         headers = {
@@ -77,13 +68,7 @@ class NtfyChannel:
         }
         if self.config.token is not None:
             headers["Authorization"] = f"Bearer {self.config.token.reveal()}"
-        result, response = post(
-            self._client, f"{self.config.server}/{self.config.topic}", content=message.text.encode(), headers=headers
-        )
-        return DeliveryResult(status=result.status, provider_id=_provider_id(response), detail=result.detail)
-
-    def close(self) -> None:
-        self._client.close()
+        return self.post(f"{self.config.server}/{self.config.topic}", content=message.text.encode(), headers=headers)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,18 +89,12 @@ class GotifyConfig:
         )
 
 
-class GotifyChannel:
+class GotifyChannel(HttpChannel):
     def __init__(self, config: GotifyConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(config.timeout_s, transport)
         self.config = config
-        self._client = make_client(config.timeout_s, transport)
 
     def send(self, message: OutgoingMessage, now_ms: int) -> DeliveryResult:
         body = {"title": message.subject, "message": message.text, "priority": self.config.priorities[message.severity]}
         headers = {"X-Gotify-Key": self.config.token.reveal(), "Content-Type": "application/json"}
-        result, response = post(
-            self._client, f"{self.config.server}/message", content=orjson.dumps(body), headers=headers
-        )
-        return DeliveryResult(status=result.status, provider_id=_provider_id(response), detail=result.detail)
-
-    def close(self) -> None:
-        self._client.close()
+        return self.post(f"{self.config.server}/message", content=orjson.dumps(body), headers=headers)

@@ -23,7 +23,7 @@ import orjson
 from ..fields import count, duration_ms, table, text
 from ..sms import fit, transliterate
 from .base import DeliveryResult, DeliveryStatus, OutgoingMessage, Secret, secret, signature_matches, timeout_s, url
-from .transport import make_client, post
+from .transport import HttpChannel
 
 SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Signature-Timestamp"
@@ -68,12 +68,12 @@ def sms_text(message: OutgoingMessage, max_segments: int) -> str:
     return fit(transliterate(message.text), max_segments)
 
 
-class SmsHttpChannel:
+class SmsHttpChannel(HttpChannel):
     """Sends SMS through the gateway; "sent" means the carrier took it, a callback later says "delivered"."""
 
     def __init__(self, config: SmsHttpConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(config.timeout_s, transport)
         self.config = config
-        self._client = make_client(config.timeout_s, transport)
 
     def send(self, message: OutgoingMessage, now_ms: int) -> DeliveryResult:
         body = {
@@ -87,17 +87,10 @@ class SmsHttpChannel:
             "Idempotency-Key": message.id,
             "Content-Type": "application/json",
         }
-        result, response = post(self._client, self.config.url, content=orjson.dumps(body), headers=headers)
-        if response is None:
-            return result
-        try:
-            provider_id = str(orjson.loads(response.content)["id"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        result = self.post(self.config.url, content=orjson.dumps(body), headers=headers)
+        if result.status == "sent" and not result.provider_id:  # callbacks cannot be matched to it
             return DeliveryResult(status="sent", detail=f"{result.detail}; no message id in the answer")
-        return DeliveryResult(status="sent", provider_id=provider_id, detail=result.detail)
-
-    def close(self) -> None:
-        self._client.close()
+        return result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

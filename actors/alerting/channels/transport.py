@@ -9,35 +9,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import httpx
+import orjson
 
 from .base import DeliveryResult, DeliveryStatus
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
-def make_client(timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Client:
-    """A client for one channel; tests pass a transport (or point the channel at a real local server)."""
-    return httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False)
+class HttpChannel:
+    """The HTTP client every HTTP channel holds; tests pass a transport or point it at a local server."""
+
+    def __init__(self, timeout_s: float, transport: httpx.BaseTransport | None) -> None:
+        self._client = httpx.Client(timeout=timeout_s, transport=transport, follow_redirects=False)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> DeliveryResult:
+        """POST and classify; a 2xx answer's JSON ``id`` (carriers, ntfy, Gotify all give one) is the provider id."""
+        try:
+            response = self._client.post(url, content=content, headers=dict(headers))
+        except httpx.TimeoutException as exc:
+            return DeliveryResult(status="retry", detail=f"timed out: {type(exc).__name__}")
+        except httpx.HTTPError as exc:
+            return DeliveryResult(status="retry", detail=f"transport error: {type(exc).__name__}: {exc}")
+        code = response.status_code
+        if 200 <= code < 300:
+            return DeliveryResult(status="sent", provider_id=_answer_id(response.content), detail=f"HTTP {code}")
+        status: DeliveryStatus = "retry" if code in RETRYABLE_STATUS or code >= 500 else "failed"
+        snippet = response.text[:200].replace("\n", " ")
+        return DeliveryResult(status=status, detail=f"HTTP {code}: {snippet}")
 
 
-def post(
-    client: httpx.Client,
-    url: str,
-    *,
-    content: bytes,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None = None,
-) -> tuple[DeliveryResult, httpx.Response | None]:
-    """POST and classify; the response is returned for a 2xx only (to read an id from it)."""
+def _answer_id(content: bytes) -> str:
     try:
-        response = client.post(url, content=content, headers=dict(headers), params=params)
-    except httpx.TimeoutException as exc:
-        return DeliveryResult(status="retry", detail=f"timed out: {type(exc).__name__}"), None
-    except httpx.HTTPError as exc:
-        return DeliveryResult(status="retry", detail=f"transport error: {type(exc).__name__}: {exc}"), None
-    code = response.status_code
-    if 200 <= code < 300:
-        return DeliveryResult(status="sent", detail=f"HTTP {code}"), response
-    status: DeliveryStatus = "retry" if code in RETRYABLE_STATUS or code >= 500 else "failed"
-    snippet = response.text[:200].replace("\n", " ")
-    return DeliveryResult(status=status, detail=f"HTTP {code}: {snippet}"), None
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return ""
+    value = answer.get("id") if isinstance(answer, dict) else None
+    return "" if value is None else str(value)

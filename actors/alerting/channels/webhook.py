@@ -15,7 +15,7 @@ import orjson
 
 from ..fields import table
 from .base import DeliveryResult, OutgoingMessage, Secret, secret, signature, timeout_s, url
-from .transport import make_client, post
+from .transport import HttpChannel
 
 SIGNATURE_HEADER = "X-PyMonitor-Signature"
 TIMESTAMP_HEADER = "X-PyMonitor-Timestamp"
@@ -51,10 +51,10 @@ def webhook_body(message: OutgoingMessage, now_ms: int) -> bytes:
     )
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel):
     def __init__(self, config: WebhookConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(config.timeout_s, transport)
         self.config = config
-        self._client = make_client(config.timeout_s, transport)
 
     def send(self, message: OutgoingMessage, now_ms: int) -> DeliveryResult:
         body = webhook_body(message, now_ms)
@@ -63,7 +63,4 @@ class WebhookChannel:
             stamp = str(now_ms // 1000)
             headers[TIMESTAMP_HEADER] = stamp
             headers[SIGNATURE_HEADER] = "sha256=" + signature(self.config.secret, stamp, body)
-        return post(self._client, self.config.url, content=body, headers=headers)[0]
-
-    def close(self) -> None:
-        self._client.close()
+        return self.post(self.config.url, content=body, headers=headers)
