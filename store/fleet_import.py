@@ -17,7 +17,7 @@ import math
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO, TypeVar
@@ -98,20 +98,8 @@ class ImportReport:
     finished_ms: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "file": self.file,
-            "run_id": self.run_id,
-            "rows_ok": self.rows_ok,
-            "rows_bad": self.rows_bad,
-            "duplicates": self.duplicates,
-            "created_devices": self.created_devices,
-            "updated": self.updated,
-            "rejected": dict(sorted(self.rejected.items())),
-            "rejects_path": self.rejects_path,
-            "started_ms": self.started_ms,
-            "finished_ms": self.finished_ms,
-        }
+        """The JSON view (``--json``): every field, reasons sorted by code."""
+        return {**asdict(self), "rejected": dict(sorted(self.rejected.items()))}
 
 
 # --- row validation (pure) ---------------------------------------------------------------------
