@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,12 @@ Deliver = Callable[[Send, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Timer: run what is due."""
+    """The regular timer: poll the store for CLI acks and silences, run what is due, re-arm."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A one-off timer at the instant the core said something is due (a 1 ms group_wait)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,9 @@ class AlertingActor(SupervisedActor):
             self._poll_store(now)
             self._run(pipeline.tick(now))
             self._schedule_tick()
+        elif isinstance(message, Wake):
+            self._wake = None
+            self._run(pipeline.tick(now))
         elif isinstance(message, AckAlert):
             self._run(pipeline.ack(message.fingerprint, by=message.by, via=message.via, now_ms=now))
         elif isinstance(message, AttemptDone):
@@ -191,7 +199,7 @@ class AlertingActor(SupervisedActor):
         elif isinstance(message, DeliveryFailed):
             self._run(pipeline.delivery_failed(message.fingerprint, message.receiver, now))
         elif isinstance(message, GetAlertStats):
-            return {**vars(pipeline.counters), "dead_letters": self.dead_letters, "tracked": pipeline.engine.tracked}
+            return {**asdict(pipeline.counters), "dead_letters": self.dead_letters, "tracked": pipeline.engine.tracked}
         self._schedule_wake(now)
         return None
 
@@ -259,10 +267,12 @@ class AlertingActor(SupervisedActor):
         due = self.pipeline.next_due_ms()
         if due is None or due >= now_ms + self.tick_s * 1000:
             return
-        if self._wake is not None and self._wake[0] <= due and self._wake[0] >= now_ms:
-            return
+        if self._wake is not None:
+            if self._wake[0] <= due:
+                return
+            self._wake[1].cancel()
         ref = self.actor_ref
-        self._wake = (due, self.clock.call_later(max(0, due - now_ms) / 1000, lambda: tell_if_alive(ref, Tick())))
+        self._wake = (due, self.clock.call_later(max(0, due - now_ms) / 1000, lambda: tell_if_alive(ref, Wake())))
 
 
 def observations(batch: ReadingBatch) -> list[Observation]:
