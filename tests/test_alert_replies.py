@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import orjson
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pymonitor.actors.alerting import AlertConfigError
-from pymonitor.actors.alerting.channels import Secret
+from pymonitor.actors.alerting.channels import GammuInbox, Secret
 from pymonitor.actors.alerting.replies import (
     Ack,
     AlertCodebook,
@@ -282,3 +283,12 @@ def test_config_defaults_and_hidden_secrets() -> None:
     )
     shown = repr(RepliesConfig.parse(CONFIG))
     assert "1234" not in shown and "ann-key" not in shown and "reply-signing-key" not in shown
+
+
+def test_reply_read_from_gammu_inbox_acknowledges(tmp_path: Path, handler: ReplyHandler) -> None:
+    code = _code(handler)
+    (tmp_path / "IN20261204_101500_00_07700900123_00.txt").write_bytes(f"Ack {code} 1234".encode("utf-16"))
+    [sms] = GammuInbox(tmp_path).collect()
+    outcome = handler.handle_sms(sms.sender, sms.text, sms.received_ms)
+    assert outcome.action == Ack(alert_code=code, by="ann", fingerprint=FP)
+    assert outcome.audit.sender == "+447700900123"  # national number, normalised with default_country

@@ -317,3 +317,37 @@ def test_gotify_refused_token_fails_for_good(carrier: Carrier) -> None:
 def test_ntfy_config_errors_name_the_path(raw: dict[str, object], error: str) -> None:
     with pytest.raises(AlertConfigError, match="^" + error):
         NtfyConfig.parse(raw, "channels.p")
+
+
+def test_carrier_callback_over_real_http_confirms_delivery_of_the_sent_message(carrier: Carrier) -> None:
+    """Send through the carrier, then let the carrier POST a signed callback to our endpoint."""
+    callbacks = StatusCallbacks(Secret("cb-secret"))
+    updates: list[object] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            outcome = callbacks.handle(body, dict(self.headers.items()), NOW_MS)
+            updates.append(outcome)
+            self.send_response(400 if isinstance(outcome, CallbackError) else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        sent = _sms(carrier).send(_message(), NOW_MS)
+        body = orjson.dumps({"id": sent.provider_id, "status": "delivered"})
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}/sms/status"
+        good = httpx.post(endpoint, content=body, headers=_signed("cb-secret", body, NOW_MS // 1000))
+        spoofed = httpx.post(endpoint, content=body, headers=_signed("guessed", body, NOW_MS // 1000))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (good.status_code, spoofed.status_code) == (204, 400)
+    first = updates[0]
+    assert not isinstance(first, CallbackError) and (first.provider_id, first.status) == ("msg-1", "delivered")  # type: ignore[union-attr]
+    assert callbacks.rejected == {"bad signature": 1}
