@@ -18,6 +18,7 @@ MODULES: dict[str, str] = {
     "gateway": "gateway_load",
     "nab": "nab",
     "summarize": "summarize",
+    "rollout": "rollout",
 }
 """Bench name -> module in this package."""
 

@@ -12,6 +12,9 @@ import typer
 
 from pymonitor import __version__
 
+from .output import fail, print_json
+from .rollout import app as rollout_app
+
 app = typer.Typer(
     help="PyMonitor: monitoring for things that are far away, numerous and badly connected.",
     no_args_is_help=True,
@@ -21,16 +24,6 @@ app = typer.Typer(
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line of stdout).")]
 BrokerOpt = Annotated[str, typer.Option(help="mqtt://host:port URL, or auto / embedded / mosquitto to start one.")]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS) + b"\n")
-    sys.stdout.flush()
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _logging(verbose: bool) -> None:
@@ -66,7 +59,7 @@ def demo(
     from pymonitor.simulators.demo import DemoOptions, run_demo
 
     if gateways > devices:
-        _fail("--gateways must not exceed --devices")
+        fail("--gateways must not exceed --devices")
     interval_s = interval if interval > 0 else max(1.0, devices / 10_000)
     options = DemoOptions(
         devices=devices,
@@ -81,7 +74,7 @@ def demo(
     progress = (lambda line: typer.echo(line, err=True)) if json else typer.echo
     summary = run_demo(options, progress)
     if json:
-        _print_json(summary.as_dict())
+        print_json(summary.as_dict())
     else:
         s = summary
         typer.echo("")
@@ -114,7 +107,7 @@ def broker(
     try:
         running = start_broker("embedded-thread" if kind == "embedded" else kind, host=host, port=port)
     except BrokerStartError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     typer.echo(f"{kind} broker listening on {running.url} (Ctrl-C to stop)")
     try:
@@ -136,7 +129,7 @@ def _run_config(config: Any, seconds: float | None, json: bool) -> None:
 
     run_until_signal(node, seconds=seconds, report=report)
     if json:
-        _print_json({"node": config.node.name, "stopped": True})
+        print_json({"node": config.node.name, "stopped": True})
 
 
 def _run_options(data: dict[str, Any], seconds: float | None) -> None:
@@ -146,7 +139,7 @@ def _run_options(data: dict[str, Any], seconds: float | None) -> None:
     try:
         cfg = parse_config(data, "command line")
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     _run_config(cfg, seconds, False)
 
@@ -163,7 +156,7 @@ def node(
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     _run_config(cfg, seconds, json)
 
@@ -228,15 +221,15 @@ def pub(
         try:
             frame = build_frame(tag, data)
         except (MessageError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
     else:
-        _fail("give --tag and --data, or --raw FILE")
+        fail("give --tag and --data, or --raw FILE")
         return
     try:
         publish(broker, topic, frame, retain=retain)
     except (ConnectionError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"published {len(frame)} bytes to {topic}", err=True)
 
 
@@ -253,7 +246,7 @@ def sub(
     try:
         subscribe(broker, topic, count=count, timeout_s=timeout)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -265,7 +258,7 @@ def stats(
     from pymonitor.store import HubStore
 
     if not db.exists():
-        _fail(f"{db}: no such store")
+        fail(f"{db}: no such store")
     store = HubStore(db)
     try:
         data = store.stats()
@@ -285,7 +278,7 @@ def stats(
     finally:
         store.close()
     if json:
-        _print_json(data)
+        print_json(data)
         return
     typer.echo(f"store     {data['path']}")
     for key in ("nodes", "nodes_online", "devices", "metrics", "frames", "readings", "events", "dead_letters"):
@@ -321,14 +314,14 @@ def outbox_status(
     from pymonitor.store.outbox import read_status
 
     if not path.exists():
-        _fail(f"{path}: no such outbox")
+        fail(f"{path}: no such outbox")
     try:
         data = read_status(path)  # read-only: the node that owns the file may be running
     except sqlite3.DatabaseError as exc:
-        _fail(f"{path}: not a readable outbox ({exc})")
+        fail(f"{path}: not a readable outbox ({exc})")
         return
     if json:
-        _print_json(data)
+        print_json(data)
         return
     typer.echo(f"outbox    {data['path']}  {data['size_bytes']:,} bytes waiting (schema {data['schema_version']})")
     for priority, row in data["pending"].items():
@@ -363,7 +356,7 @@ def anomaly_score(
     try:
         stamps, _, values, notes = read_series_csv(in_path, strict_order=strict_order)
     except AnomalyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if notes:
         typer.echo(f"warning: {len(notes)} row(s) out of time order, scored in file order; first: {notes[0]}", err=True)
@@ -376,7 +369,7 @@ def anomaly_score(
             for stamp, value in zip(stamps, values.tolist(), strict=True):
                 writer.writerow([stamp, repr(value), f"{detector.update(value):.6f}"])
     except OSError as exc:
-        _fail(f"{out_path}: cannot write ({exc.strerror})")
+        fail(f"{out_path}: cannot write ({exc.strerror})")
     typer.echo(f"scored {rows:,} rows -> {out_path}", err=True)
 
 
@@ -402,7 +395,7 @@ def storage_plan(
 
     plan = plan_storage(metrics_per_min, days, tiers_with(raw_days, minute_days, hour_days, day_days), series)
     if json:
-        _print_json(plan.as_dict())
+        print_json(plan.as_dict())
         return
     typer.echo(f"{plan.metrics_per_min:,.0f} readings/min over {plan.series:,} series, after {plan.days:g} days")
     for t in plan.tiers:
@@ -413,6 +406,9 @@ def storage_plan(
     typer.echo(f"  row sizes {plan.basis}")
 
 
+app.add_typer(rollout_app, name="rollout")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmark: ingest.")]) -> None:
     """Run a benchmark; it prints one JSON object as its last line (see docs/benchmarks.md)."""
@@ -420,7 +416,7 @@ def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmar
 
     runner = BENCHMARKS.get(name)
     if runner is None:
-        _fail(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+        fail(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
         return
     raise typer.Exit(runner(list(ctx.args)))
 

@@ -8,11 +8,9 @@ commands. ``start`` stores a new rollout (refusing one that targets no device); 
 
 from __future__ import annotations
 
-import sys
-import time
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -26,6 +24,8 @@ from pymonitor.actors.rollout import (
 )
 from pymonitor.store.database import StoreError
 
+from .output import fail, now_ms, print_json
+
 app = typer.Typer(
     help="Fleet rollouts of a config or firmware version: waves, health gates, rollback.", no_args_is_help=True
 )
@@ -35,46 +35,32 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object (last 
 ACCEPTS = {"pause": ("running",), "resume": ("paused",), "abort": ("pending", "running", "paused")}
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _out(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
-    sys.stdout.flush()
-
-
-def _error(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _read_table(path: Path, what: str) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        _error(f"{path}: cannot read the {what}: {exc.strerror}")
+        fail(f"{path}: cannot read the {what}: {exc.strerror}")
     try:
         return tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
     except (tomllib.TOMLDecodeError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        _error(f"{path}: the {what} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}")
+        fail(f"{path}: the {what} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}")
 
 
 def _open(db: Path, *, must_exist: bool = True) -> RolloutStore:
     if must_exist and not db.exists():
-        _error(f"{db}: no such rollout state file")
+        fail(f"{db}: no such rollout state file")
     try:
         return RolloutStore(db)
     except StoreError as exc:
-        _error(str(exc))
+        fail(str(exc))
 
 
 def _inventory(data: Any, path: Path) -> dict[str, dict[str, str]]:
     if not isinstance(data, dict):
-        _error(f"{path}: expected an object of device -> labels")
+        fail(f"{path}: expected an object of device -> labels")
     for device, labels in data.items():
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-            _error(f"{path}: [{device!r}]: expected an object of label -> text, got {labels!r}")
+            fail(f"{path}: [{device!r}]: expected an object of label -> text, got {labels!r}")
     return {str(device): dict(labels) for device, labels in data.items()}
 
 
@@ -89,16 +75,16 @@ def start(
     spec_data, inv_data = _read_table(spec_path, "spec"), _read_table(inventory_path, "inventory")
     try:
         spec = spec_from_dict(spec_data)
-        engine = RolloutEngine.start(spec, _inventory(inv_data, inventory_path), _now_ms())
+        engine = RolloutEngine.start(spec, _inventory(inv_data, inventory_path), now_ms())
     except RolloutError as exc:
-        _error(str(exc))
+        fail(str(exc))
     store = _open(db, must_exist=False)
     if spec.rollout_id in store.states():
-        _error(f"rollout {spec.rollout_id!r} already exists in {db}; pick another rollout_id")
+        fail(f"rollout {spec.rollout_id!r} already exists in {db}; pick another rollout_id")
     store.save(engine)
     status = engine.status()
     if json:
-        _out(status.to_dict())
+        print_json(status.to_dict())
         return
     sizes = ", ".join(f"{w.size:,}" for w in status.waves)
     typer.echo(
@@ -142,7 +128,7 @@ def status(
     if rollout_id is None:
         states = store.states()
         if json:
-            _out(states)
+            print_json(states)
         else:
             for rid, state in states.items():
                 typer.echo(f"{rid:<32} {state}")
@@ -150,10 +136,10 @@ def status(
     try:
         current = store.load(rollout_id).status()
     except RolloutError as exc:
-        _error(str(exc))
+        fail(str(exc))
     pending = [f"{c.action} #{c.seq}" for c in store.pending_controls(rollout_id)]
     if json:
-        _out({**current.to_dict(), "pending_controls": pending})
+        print_json({**current.to_dict(), "pending_controls": pending})
         return
     _show(current)
     if pending:
@@ -164,12 +150,12 @@ def _control(action: str, rollout_id: str, db: Path, reason: str, json: bool) ->
     store = _open(db)
     state = store.states().get(rollout_id)
     if state is None:
-        _error(f"{db}: no rollout {rollout_id!r} (known: {', '.join(store.ids()) or 'none'})")
+        fail(f"{db}: no rollout {rollout_id!r} (known: {', '.join(store.ids()) or 'none'})")
     elif state not in ACCEPTS[action]:
-        _error(f"{action}: rollout {rollout_id} is {state}; only a {' or '.join(ACCEPTS[action])} rollout can")
-    seq = store.request(rollout_id, action, _now_ms(), reason)
+        fail(f"{action}: rollout {rollout_id} is {state}; only a {' or '.join(ACCEPTS[action])} rollout can")
+    seq = store.request(rollout_id, action, now_ms(), reason)
     if json:
-        _out({"rollout_id": rollout_id, "action": action, "seq": seq, "state": state})
+        print_json({"rollout_id": rollout_id, "action": action, "seq": seq, "state": state})
         return
     typer.echo(f"{action} of {rollout_id} queued (#{seq}); the hub applies it at its next tick")
 
