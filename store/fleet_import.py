@@ -389,10 +389,12 @@ _KEY_TABLE = (
     " {extra} PRIMARY KEY (device_id, metric_id, ts_ms)) WITHOUT ROWID"
 )
 _TEMP_TABLES = {
-    # every key this run has seen: a duplicate in a later chunk is found here, not in the unindexed readings
+    # every key this run has stored or found stored: a duplicate in a later chunk is found here
     "import_keys": _KEY_TABLE.format(name="import_keys", extra=""),
-    # the chunk being stored: INSERT OR IGNORE keeps the first row of a key
-    "import_chunk": _KEY_TABLE.format(name="import_chunk", extra="value REAL NOT NULL,"),
+    # keys of the chunk being stored that were in the store before the run
+    "import_old": _KEY_TABLE.format(name="import_old", extra=""),
+    # the chunk being stored, one row per key (the first of the file)
+    "import_chunk": "CREATE TEMP TABLE import_chunk (device_id INTEGER, metric_id INTEGER, ts_ms INTEGER, value REAL)",
     # the last device_seq per device
     "import_seq": "CREATE TEMP TABLE import_seq (device_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)",
 }
@@ -424,20 +426,25 @@ class _ReadingWriter:
         for name in _TEMP_TABLES:
             self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
-    def _drop_stored(self) -> int:
+    def _drop_stored(self) -> None:
         """Drop the chunk's rows whose key was in the store before the run (one scan of those rows)."""
         if not self.old_rowid:
-            return 0
+            return
         conn = self.conn
         low, high = conn.execute("SELECT MIN(ts_ms), MAX(ts_ms) FROM temp.import_chunk").fetchone()
-        stored = conn.execute(
-            "SELECT r.device_id, r.metric_id, r.ts_ms FROM readings r CROSS JOIN temp.import_chunk c"
-            " ON c.device_id = r.device_id AND c.metric_id = r.metric_id AND c.ts_ms = r.ts_ms"
+        conn.execute("DELETE FROM temp.import_old")
+        conn.execute(
+            "INSERT OR IGNORE INTO temp.import_old SELECT r.device_id, r.metric_id, r.ts_ms"
+            " FROM readings r CROSS JOIN temp.import_keys k"
+            " ON k.device_id = r.device_id AND k.metric_id = r.metric_id AND k.ts_ms = r.ts_ms"
             " WHERE r.rowid <= ? AND r.ts_ms BETWEEN ? AND ?",
             (self.old_rowid, low, high),
-        ).fetchall()
-        conn.executemany("DELETE FROM temp.import_chunk WHERE device_id = ? AND metric_id = ? AND ts_ms = ?", stored)
-        return len(stored)
+        )
+        conn.execute(
+            "DELETE FROM temp.import_chunk WHERE EXISTS (SELECT 1 FROM temp.import_old o WHERE"
+            " o.device_id = import_chunk.device_id AND o.metric_id = import_chunk.metric_id"
+            " AND o.ts_ms = import_chunk.ts_ms)"
+        )
 
     def __call__(self, chunk: list[ParsedReading]) -> None:
         conn = self.conn
@@ -447,11 +454,11 @@ class _ReadingWriter:
         device_ids = dict(zip(devices, self.devices.ids(devices), strict=True))
         metric_ids = dict(zip(metrics, self.metrics.ids(metrics), strict=True))
         self.run.report.created_devices += _device_count(conn) - before
+        first: dict[tuple[int, int, int], float] = {}
+        for d, m, ts, v in chunk:  # the first row of a (device, metric, ts) wins, within the file and the store
+            first.setdefault((device_ids[d], metric_ids[m], ts), v)
         conn.execute("DELETE FROM temp.import_chunk")
-        conn.executemany(
-            "INSERT OR IGNORE INTO temp.import_chunk VALUES (?, ?, ?, ?)",
-            ((device_ids[d], metric_ids[m], ts, v) for d, m, ts, v in chunk),
-        )
+        conn.executemany("INSERT INTO temp.import_chunk VALUES (?, ?, ?, ?)", ((*k, v) for k, v in first.items()))
         conn.execute(
             "DELETE FROM temp.import_chunk WHERE EXISTS (SELECT 1 FROM temp.import_keys k WHERE"
             " k.device_id = import_chunk.device_id AND k.metric_id = import_chunk.metric_id"
