@@ -264,7 +264,16 @@ def test_codebook_codes_are_stable_unique_and_reusable() -> None:
         ({"responders": [{"name": "x", "phone": "+447700900123"}]}, r"replies.responders\[0\].pin: a responder"),
         ({"responders": [{"name": "x", "pin": "12ab"}]}, r"replies.responders\[0\].pin: expected 4 to 8 digits"),
         ({"responders": [{"phone": "+447700900123", "pin": "1234"}]}, r"replies.responders\[0\].name"),
-        ({"reply_url": 5}, "replies.reply_url: expected a non-empty string"),
+        ({"responders": [{"name": "x", "pin": "1234"}, {"name": "x"}]}, r"replies.responders\[1\]: same name"),
+        (
+            {
+                "responders": [
+                    {"name": "x", "phone": "+447700900123", "pin": "1234"},
+                    {"name": "y", "phone": "07700900123", "pin": "9999"},
+                ]
+            },
+            r"replies.responders\[1\]: same name or phone as 'x'",
+        ),
         ({"colour": 1}, "replies.colour: unknown key"),
     ],
 )
@@ -274,13 +283,8 @@ def test_bad_replies_config_names_the_path(change: dict[str, object], error: str
 
 
 def test_config_defaults_and_hidden_secrets() -> None:
-    cfg = RepliesConfig.parse({"secret": "s3", "reply_url": "https://pm/reply", "pin_attempts": 0})
-    assert (cfg.token_ttl_ms, cfg.pin_attempts, cfg.reply_url, cfg.responders) == (
-        86_400_000,
-        1,
-        "https://pm/reply",
-        (),
-    )
+    cfg = RepliesConfig.parse({"secret": "s3", "pin_attempts": 0})
+    assert (cfg.token_ttl_ms, cfg.pin_attempts, cfg.responders) == (86_400_000, 1, ())
     shown = repr(RepliesConfig.parse(CONFIG))
     assert "1234" not in shown and "ann-key" not in shown and "reply-signing-key" not in shown
 

@@ -269,20 +269,22 @@ class RepliesConfig:
     default_country: str = ""
     pin_attempts: int = 5
     lockout_ms: int = 900_000
-    reply_url: str = ""  # where email links point (the API's /reply endpoint); "" means no links
 
     @classmethod
     def parse(cls, raw: object, where: str = "replies") -> RepliesConfig:
-        keys = {"secret", "token_ttl", "max_silence", "default_country", "pin_attempts", "lockout", "reply_url"}
+        keys = {"secret", "token_ttl", "max_silence", "default_country", "pin_attempts", "lockout"}
         cfg = table(raw, where, keys | {"responders"})
         country = cfg.get("default_country", "")
         if not isinstance(country, str) or not re.fullmatch(r"(?:[1-9]\d{0,2})?", country):
             raise fail(f"{where}.default_country", f'expected a calling code like "44", got {country!r}')
-        responders = []
+        responders: list[Responder] = []
         for i, item in enumerate(items(cfg.get("responders", []), f"{where}.responders")):
-            responders.append(_responder(item, f"{where}.responders[{i}]", country))
+            responder = _responder(item, f"{where}.responders[{i}]", country)
+            for other in responders:
+                if other.name == responder.name or (responder.phone and other.phone == responder.phone):
+                    raise fail(f"{where}.responders[{i}]", f"same name or phone as {other.name!r}")
+            responders.append(responder)
         attempts = count(cfg.get("pin_attempts", 5), f"{where}.pin_attempts", maximum=100)
-        reply_url = cfg.get("reply_url", "")
         return cls(
             signing_key=secret(cfg.get("secret"), f"{where}.secret"),
             responders=tuple(responders),
@@ -291,7 +293,6 @@ class RepliesConfig:
             default_country=country,
             pin_attempts=max(attempts, 1),
             lockout_ms=duration_ms(cfg.get("lockout", "15m"), f"{where}.lockout"),
-            reply_url=text(reply_url, f"{where}.reply_url") if reply_url != "" else "",
         )
 
 
