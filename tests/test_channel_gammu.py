@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pymonitor.actors.alerting import AlertConfigError
 from pymonitor.actors.alerting.channels import GammuChannel, GammuConfig, GammuInbox, OutgoingMessage
@@ -121,3 +123,25 @@ def test_relative_spool_path_is_refused_naming_the_key(tmp_path: Path) -> None:
         GammuConfig.parse(raw, "channels.modem")
     with pytest.raises(AlertConfigError, match=r"^channels.modem.inbox: expected a non-empty string"):
         GammuConfig.parse({"outbox": "/o", "sent": "/s", "error": "/e"}, "channels.modem")
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(
+        st.text(alphabet="IN0123456789_+.txbinemsk", min_size=1, max_size=45).filter(lambda n: n not in (".", "..")),
+        max_size=6,
+        unique=True,
+    ),
+    body=st.binary(max_size=80),
+)
+def test_arbitrary_inbox_file_names_never_crash_the_reader(
+    tmp_path_factory: pytest.TempPathFactory, names: list[str], body: bytes
+) -> None:
+    inbox = tmp_path_factory.mktemp("inbox")
+    for name in names:
+        (inbox / name).write_bytes(body)
+    reader = GammuInbox(inbox)
+    messages = reader.collect()
+    read = sum(len(m.files) for m in messages)
+    assert read + sum(reader.skipped.values()) <= len(names)
+    assert all(name.startswith("IN") for m in messages for name in m.files)
