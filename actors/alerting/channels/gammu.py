@@ -9,9 +9,12 @@ GSM-7 and cutting to ``max_segments`` parts. Files are written to a dot-named te
 the outbox and renamed into place: gammu never reads a half-written message.
 
 gammu moves a sent file to the sent directory and a failed one to the error directory under the
-same name; :meth:`GammuChannel.check` looks there. Received messages land in the inbox as
-``IN<YYYYMMDD>_<HHMMSS>_<serial>_<sender>_<part>.txt``; :class:`GammuInbox` joins the parts,
-decodes them and moves the files into ``inbox/processed`` so no reply is read twice.
+same name; :meth:`GammuChannel.check` looks there. "delivered" from ``check`` means the modem
+handed the message to the network: without delivery reports gammu knows no more than that.
+
+Received messages land in the inbox as ``IN<YYYYMMDD>_<HHMMSS>_<serial>_<sender>_<part>.txt``;
+:class:`GammuInbox` joins the parts, decodes them and moves the files into ``inbox/processed`` so
+no reply is read twice.
 """
 
 from __future__ import annotations
