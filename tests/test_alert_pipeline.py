@@ -460,3 +460,73 @@ def test_push_and_full_texts() -> None:
     assert subject(storm(2), storm(1)) == "[WARN] 2 firing, 1 resolved: battery low"
     assert subject([], storm(1)) == "[OK] 1 resolved: battery low"
     assert subject([], []) == "[OK] nothing"
+
+
+# --- the actor (shell) -----------------------------------------------------------------------------
+
+
+def test_actor_feeds_frames_records_effects_and_delivers_through_channels(tmp_path: Path) -> None:
+    import time
+
+    from pymonitor.actors.alerting.actor import AckAlert, AlertingActor, GetAlertStats, Tick, observations
+    from pymonitor.actors.runtime.clock import SimClock
+    from pymonitor.actors.runtime.intake import Inbound
+    from pymonitor.broker import topics
+    from pymonitor.messages import ReadingBatch, encode
+    from pymonitor.store.alert_store import AlertStore
+
+    text = EXAMPLE.replace('[alerting.notify]\nhours = "office"', "")
+    for name in ("ops-mail", "sms-gw", "phone-push"):  # every channel a log channel: nothing leaves the test
+        start = text.index(f"[alerting.channels.{name}]")
+        end = text.index("\n\n", start)
+        text = text[:start] + f'[alerting.channels.{name}]\ntype = "log"' + text[end:]
+    clock = SimClock(MON_10H)
+    db = tmp_path / "alerts.db"
+    ref = AlertingActor.start(None, config(text), db, clock)
+    try:
+        batch = ReadingBatch.build(
+            node="gw1", session=1, seq=1, devices=["t1", "t2"], metrics=["temp_c"], device_index=[0, 1],
+            device_seq=[1, 1], ts_ms=[MON_10H, MON_10H], values=[[95.0, float("nan")]],
+        )  # fmt: skip
+        assert [o.device for o in observations(batch)] == ["t1"]
+        ref.tell(Inbound(topics.up("fleet", "gw1", "readings"), encode(batch)))
+        ref.tell(Inbound("not/a/topic", b"junk"))
+        ref.tell(Event(node="gw1", ts_ms=MON_10H, kind="disk.full", severity="warning", message="disk full"))
+        ref.tell(obs("t3", "temp_c", 20, MON_10H))
+        ref.tell([obs("t4", "temp_c", 20, MON_10H)])
+        ref.tell(CheckResult(name="broker", ok=True, ts_ms=MON_10H))
+        ref.tell(AnomalyEvent(series=Series("gw1", "pm", "power_w"), ts_ms=MON_10H, score=0.1))
+        ref.ask(GetAlertStats())
+        clock.advance(1)  # the 1 ms group_wait of the critical route: the wake timer pages
+        ref.ask(GetAlertStats())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            store = AlertStore(db)
+            attempts = store.counts()["attempts"]
+            store.close()
+            if attempts:
+                break
+            time.sleep(0.01)
+        store = AlertStore(db)
+        fp = store.active()[-1]["fingerprint"]
+        store.record_acknowledgement(fp, "ack", "carol", "cli", True, "on it", MON_10H + 2)
+        store.add_silence(['site="Nowhere"'], MON_10H, MON_10H + 3_600_000, "bob", "test", MON_10H)
+        store.add_silence(["not a matcher"], MON_10H, MON_10H + 3_600_000, "bob", "bad row", MON_10H)
+        store.close()
+        ref.tell(AckAlert(fingerprint=fp, by="dave"))
+        clock.advance(1_000)  # the regular tick polls the store: the CLI ack and silence reach the pipeline
+        stats = ref.ask(GetAlertStats())
+        ref.tell(Tick())
+        ref.ask(GetAlertStats())
+        silences = ref.ask(GetAlertStats())["silences"]
+    finally:
+        ref.stop()
+    assert stats["alerts"] == 2 and stats["dead_letters"] == 1 and stats["messages"] >= 1
+    store = AlertStore(db)
+    counts = store.counts()
+    history = store.history(fingerprint=fp)[0]
+    store.close()
+    assert counts["alerts"] == 2 and counts["notifications"] >= 1 and counts["attempts"] >= 1
+    assert counts["escalations"] >= 1
+    assert {a["by"] for a in history["acknowledgements"]} == {"carol", "dave"}
+    assert silences == 1  # the bad row is logged and skipped

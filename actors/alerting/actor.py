@@ -199,7 +199,12 @@ class AlertingActor(SupervisedActor):
         elif isinstance(message, DeliveryFailed):
             self._run(pipeline.delivery_failed(message.fingerprint, message.receiver, now))
         elif isinstance(message, GetAlertStats):
-            return {**asdict(pipeline.counters), "dead_letters": self.dead_letters, "tracked": pipeline.engine.tracked}
+            return {
+                **asdict(pipeline.counters),
+                "dead_letters": self.dead_letters,
+                "tracked": pipeline.engine.tracked,
+                "silences": len(pipeline.muter.silences),
+            }
         self._schedule_wake(now)
         return None
 
