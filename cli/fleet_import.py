@@ -6,18 +6,17 @@ to a rejects CSV. A wrong header stops it before anything is stored (exit 2). Se
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 
 from pymonitor.store.database import StoreError
 from pymonitor.store.fleet_import import ImportFormatError, ImportReport, import_inventory, import_readings
 from pymonitor.store.hub_store import HubStore
+
+from .output import fail, now_ms, print_json
 
 app = typer.Typer(help="Import readings history and a device inventory (CSV) into the hub store.", no_args_is_help=True)
 
@@ -29,14 +28,9 @@ RejectsOpt = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line of stdout).")]
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _show(report: ImportReport, json: bool) -> None:
     if json:
-        sys.stdout.buffer.write(orjson.dumps(report.to_dict()) + b"\n")
-        sys.stdout.flush()
+        print_json(report.to_dict())
         return
     seconds = max(report.finished_ms - report.started_ms, 1) / 1000
     total = report.rows_ok + report.rows_bad + report.duplicates
@@ -59,13 +53,11 @@ def _run(db: Path, work: Callable[[HubStore], ImportReport]) -> ImportReport:
     try:
         store = HubStore(db)
     except StoreError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     try:
         return work(store)
     except ImportFormatError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     finally:
         store.close()
 
@@ -83,7 +75,7 @@ def readings(
     """Readings as ``device,ts,metric,value`` rows (ts: ISO 8601, or epoch seconds/milliseconds)."""
     report = _run(
         db,
-        lambda store: import_readings(store, file, clock=_now_ms, allow_unknown=allow_unknown, rejects_path=rejects),
+        lambda store: import_readings(store, file, clock=now_ms, allow_unknown=allow_unknown, rejects_path=rejects),
     )
     _show(report, json)
 
@@ -91,5 +83,5 @@ def readings(
 @app.command("inventory")
 def inventory(file: FileArg, db: DbOpt, rejects: RejectsOpt = None, json: Json = False) -> None:
     """Devices as ``device,gateway,site,location,battery_type,model,firmware[,label...]`` rows (upserted)."""
-    report = _run(db, lambda store: import_inventory(store, file, clock=_now_ms, rejects_path=rejects))
+    report = _run(db, lambda store: import_inventory(store, file, clock=now_ms, rejects_path=rejects))
     _show(report, json)
