@@ -14,7 +14,8 @@ How, per device, all devices at once:
 5. The charge at which the cutoff is reached is taken at a cold temperature of the window (its
    ``cold_quantile``), because a battery dies on its first cold night, not on an average one.
 6. ``p50`` days-to-empty = (charge now - charge at cutoff) / rate; the band adds the fit's standard
-   errors and a relative ``model_error`` for the weather to come, which no history knows: ``p10``
+   errors, the charge a night ``cutoff_temp_sd_c`` colder would cost at the cutoff, and a relative
+   ``model_error`` for the rest of the weather to come, which no history knows: ``p10``
    and ``p90`` are the normal 10% and 90% points of that spread (``p10`` clipped at 0).
 
 Too few usable points, too short a span, a silent device or a battery not discharging give a status
@@ -28,7 +29,8 @@ and 30 days (a device without a forecast counts as a miss).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+import warnings
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 
 import numpy as np
@@ -67,7 +69,9 @@ class ForecastConfig:
     replacement_jump_soc: float = 0.3
     huber_k: float = 1.5
     iterations: int = 6
-    model_error: float = 0.05
+    model_error: float = 0.1
+    cutoff_temp_sd_c: float = 3.0  # how much colder or warmer the fatal night may be than the history's
+    min_rate_soc_per_day: float = 1e-5  # slower than this is no discharge (a 270-year battery)
     offset_range_v: float = 0.015
     offset_steps: int = 7
     offset_prior_v: float = 0.005
@@ -160,6 +164,15 @@ def forecast(
 def forecast_fleet(history: FleetHistory, now_ms: int, config: ForecastConfig | None = None) -> FleetForecast:
     """Every device's forecast at ``now_ms`` (ms since the epoch, UTC)."""
     cfg = config or ForecastConfig()
+    if history.ts_ms.shape[1] == 0:  # no slots at all: one absent slot keeps the arithmetic uniform
+        n = len(history.devices)
+        history = replace(
+            history,
+            ts_ms=np.zeros((n, 1), dtype=np.int64),
+            voltage=np.full((n, 1), np.nan),
+            temp_c=np.full((n, 1), np.nan),
+            present=np.zeros((n, 1), dtype=np.bool_),
+        )
     chem_idx = np.array([CHEMISTRY_NAMES.index(c) for c in history.chemistries], dtype=np.int64)
     valid, reasons = _quarantine(history, chem_idx, now_ms)
 
@@ -179,20 +192,30 @@ def forecast_fleet(history: FleetHistory, now_ms: int, config: ForecastConfig | 
     a, b, se_a, se_b, _ = _robust_line(x, np.where(use, soc, 0.0), use, cfg)
     n_used = use.sum(axis=1)
     x_use = np.where(use, x, np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         # All-NaN rows (nothing usable) give NaN here and are marked INSUFFICIENT_DATA below.
         span = np.nanmax(x_use, axis=1) - np.nanmin(x_use, axis=1)
         newest = np.nanmax(np.where(valid, x, np.nan), axis=1)
         cold = np.nanquantile(np.where(use, temp, np.nan), cfg.cold_quantile, axis=1)
     # The cell browns out when its own voltage (curve + its offset) reaches the cutoff.
     soc_cut = _soc(chem_idx, _cutoffs(chem_idx) - offset, cold, np.isfinite(cold))
+    # The night that kills it may be colder or warmer than the history's: that spread, in charge.
+    cut_sd = np.abs(
+        _soc(chem_idx, _cutoffs(chem_idx) - offset, cold - cfg.cutoff_temp_sd_c, np.isfinite(cold)) - soc_cut
+    )
     rate = -b
     enough = (n_used >= cfg.min_points) & (span >= cfg.min_span_days)
     with np.errstate(all="ignore"):
         p50 = np.maximum((a - soc_cut) / rate, 0.0)
-        sd = np.sqrt((se_a / rate) ** 2 + (p50 * se_b / rate) ** 2 + (cfg.model_error * p50) ** 2)
+        sd = np.sqrt(((se_a**2 + cut_sd**2) / rate**2) + (p50 * se_b / rate) ** 2 + (cfg.model_error * p50) ** 2)
     status = np.select(
-        [~enough, -newest > cfg.silent_after_days, ~(rate > 0), a <= soc_cut],
+        [
+            ~enough,
+            -newest > cfg.silent_after_days,
+            ~(rate > cfg.min_rate_soc_per_day) | ~(rate > 2 * se_b),
+            a <= soc_cut,
+        ],
         [
             STATUSES.index(s)
             for s in (
@@ -278,6 +301,8 @@ def _after_replacement(soc: NDArray[np.float64], jump: float) -> NDArray[np.int6
     Sustained: the two readings after the jump are both ``jump`` above the one before it, so a single
     high glitch does not throw the history away.
     """
+    if soc.shape[1] < 3:
+        return np.zeros(soc.shape[0], dtype=np.int64)
     prev = soc[:, :-2]
     with np.errstate(invalid="ignore"):
         up = (soc[:, 1:-1] - prev > jump) & (soc[:, 2:] - prev > jump)
@@ -338,7 +363,8 @@ def _robust_line(
     w = use.astype(np.float64)
     a = b = s = np.zeros(x.shape[0])
     xbar = sxx = sw = np.zeros(x.shape[0])
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows with nothing usable: NaN, judged by the caller
         for _ in range(cfg.iterations):
             sw = w.sum(axis=1)
             xbar = (w * xz).sum(axis=1) / sw

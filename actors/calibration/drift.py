@@ -13,7 +13,7 @@ first. Each day's median of that deviation (a rolling median: spikes and a door 
 hour do not move it) is compared with its median over the reference days (a small gain error). A
 two-sided CUSUM on the daily excess, with allowance ``k = max(k_fraction * target, k_sigmas * sigma)`` (sigma:
 the MAD-scaled spread of the sensor's reference days) raises the alarm when it passes
-``h_fraction * target``: a 2 % step is found in two days, a 2 % ramp once it is more than half there,
+``h_fraction * target``: a 2 % step is found in three days, a 2 % ramp once it is more than half there,
 while a healthy sensor's daily deviations stay far inside ``k``. A second pass repeats all this
 with the sensors the first found drifting removed from everyone's neighbours, so in a group of four
 one drifting sensor does not drag a healthy one over the line.
@@ -24,6 +24,7 @@ Scored by ``bench/fleet_calibration.py`` (recall of 2 % drifts, false alarms on 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -59,8 +60,8 @@ class DriftConfig:
     min_neighbours: int = 3
     min_hours_per_day: int = 12
     k_fraction: float = 0.5
-    k_sigmas: float = 4.0
-    h_fraction: float = 0.75
+    k_sigmas: float = 2.0
+    h_fraction: float = 1.0
     sigma_floor: float = 0.0005
 
     def __post_init__(self) -> None:
@@ -126,8 +127,19 @@ def detect_drift(
     cfg = config or DriftConfig()
     values = _check(devices, locations, metrics, ts_ms, values)
     clean, quarantined = _quarantine(metrics, values)
+    if not len(ts_ms):
+        nothing = np.full(len(devices), np.nan)
+        return DriftResult(
+            devices=tuple(devices),
+            locations=tuple(locations),
+            status=np.full(len(devices), DRIFT_STATUSES.index(DriftStatus.INSUFFICIENT_DATA), dtype=np.int8),
+            detected_ms=nothing,
+            deviation=nothing,
+            sigma=nothing,
+            quarantined=quarantined,
+        )
     day = (ts_ms - ts_ms[0]) // DAY_MS
-    n_days = int(day[-1]) + 1 if len(day) else 0
+    n_days = int(day[-1]) + 1
     reference = day < cfg.reference_days
     # Pass 2 judges everyone again without the sensors pass 1 found drifting among the neighbours.
     status, detected, deviation, sigma = _judge(locations, clean, day, n_days, reference, None, cfg)
@@ -163,7 +175,8 @@ def _judge(
     n = clean.shape[0]
     skip = np.zeros(n, dtype=np.bool_) if exclude is None else exclude
     diff, med = _against_neighbours(locations, clean, reference, skip, cfg.min_neighbours)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no judgement, by design
         rel = diff / np.abs(med)
         daily = np.full((n, n_days), np.nan)
         for d in range(n_days):
@@ -244,7 +257,8 @@ def _against_neighbours(
     _, inverse = np.unique(np.asarray(locations, dtype=str), return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.flatnonzero(np.diff(inverse[order])) + 1
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no judgement, by design
         for rows in np.split(order, bounds):
             n = len(rows)
             if n <= min_neighbours:

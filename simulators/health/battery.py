@@ -200,7 +200,7 @@ class BatteryScenario:
         present &= ~new[:, None] | (ts >= START_MS + days * DAY_MS - 36 * HOUR_MS)
         stuck = rng.random(n) < stuck_share
         volts_meas[stuck] = STUCK_V
-        garbage = (rng.random(ts.shape) < garbage_rate) & present
+        garbage = (rng.random(ts.shape) < garbage_rate) & present & ~stuck[:, None]
         volts_meas[garbage] = rng.choice(np.array(GARBAGE_V), int(garbage.sum()))
         bad_temp = (rng.random(ts.shape) < garbage_rate / 2) & present
         temp_meas[bad_temp] = -127.0  # a 1-wire sensor's "no answer"

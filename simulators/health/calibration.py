@@ -118,10 +118,12 @@ class CalibrationScenario:
         sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         size = np.where(drifted, sign * drift_size, 0.0)
         is_step = rng.random(n) < 0.5
+        first_h = reference_days * 24 + 24
         ramp_h = np.where(is_step, 0, rng.integers(3 * 24, 10 * 24 + 1, n))
+        ramp_h = np.minimum(ramp_h, max(0, hours - 3 * 24 - first_h - 1))  # a short scenario gets short ramps
         # Full size reached at least 3 days before the end: a drift still on its way is not yet a 2 % drift.
-        latest = np.maximum(hours - 3 * 24 - ramp_h, reference_days * 24 + 25)
-        start_h = rng.integers(reference_days * 24 + 24, latest)
+        latest = np.maximum(hours - 3 * 24 - ramp_h, first_h + 1)
+        start_h = rng.integers(first_h, latest)
         progress = np.clip((t[None, :] - start_h[:, None] + 1) / np.maximum(ramp_h, 1)[:, None], 0.0, 1.0)
         values += field[loc] * size[:, None] * progress
 
