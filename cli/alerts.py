@@ -23,7 +23,7 @@ from pymonitor.actors.alerting.channels import AttemptRecord, Deliverer, Outgoin
 from pymonitor.actors.alerting.config import AlertingConfig, load_config
 from pymonitor.actors.alerting.errors import AlertConfigError
 from pymonitor.actors.alerting.fields import duration_ms
-from pymonitor.actors.alerting.pipeline import render
+from pymonitor.actors.alerting.render import render
 from pymonitor.actors.alerting.schedule import is_emergency
 from pymonitor.actors.alerting.silences import Muter, Silence
 from pymonitor.store.alert_store import AlertStore, NotificationRecord

@@ -20,6 +20,7 @@ from pymonitor.actors.alerting.pipeline import (
     RecordAck,
     RecordAlerts,
     RecordEscalation,
+    RecordSilence,
     Send,
     event_alert,
 )
@@ -468,7 +469,16 @@ def test_push_and_full_texts() -> None:
 def test_actor_feeds_frames_records_effects_and_delivers_through_channels(tmp_path: Path) -> None:
     import time
 
-    from pymonitor.actors.alerting.actor import AckAlert, AlertingActor, GetAlertStats, Tick, observations
+    from pymonitor.actors.alerting.actor import (
+        AckAlert,
+        AlertingActor,
+        ApiReply,
+        GetAlertStats,
+        LinkReply,
+        SmsReply,
+        Tick,
+        observations,
+    )
     from pymonitor.actors.runtime.clock import SimClock
     from pymonitor.actors.runtime.intake import Inbound
     from pymonitor.broker import topics
@@ -517,7 +527,9 @@ def test_actor_feeds_frames_records_effects_and_delivers_through_channels(tmp_pa
         clock.advance(1_000)  # the regular tick polls the store: the CLI ack and silence reach the pipeline
         stats = ref.ask(GetAlertStats())
         ref.tell(Tick())
-        ref.ask(GetAlertStats())
+        ref.tell(SmsReply("+447700900123", "STATUS 2468"))
+        assert ref.ask(LinkReply("x.y")) == (False, "replies are not configured")
+        assert ref.ask(ApiReply("alice", "k", {})) == (False, "replies are not configured")
         silences = ref.ask(GetAlertStats())["silences"]
     finally:
         ref.stop()
@@ -530,3 +542,100 @@ def test_actor_feeds_frames_records_effects_and_delivers_through_channels(tmp_pa
     assert counts["escalations"] >= 1
     assert {a["by"] for a in history["acknowledgements"]} == {"carol", "dave"}
     assert silences == 1  # the bad row is logged and skipped
+
+
+# --- two-way replies ---------------------------------------------------------------------------------
+
+REPLIES = """
+[alerting.replies]
+secret = "reply-signing-key"
+responders = [{name = "alice", phone = "+447700900123", pin = "2468", api_key = "alice-key"}]
+"""
+
+
+def paged() -> tuple[AlertPipeline, str, str]:
+    """A pipeline with replies whose critical alert paged by SMS; returns it, the fingerprint and the SMS code."""
+    p = pipeline(EXAMPLE + REPLIES)
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    page = sends(p.tick(MON_10H + 1))[0]
+    code = page.message.text.split()[0].removeprefix("#")
+    return p, page.message.fingerprints[0], code
+
+
+def test_sms_page_carries_the_alert_code_and_an_sms_ack_stops_escalation() -> None:
+    p, fp, code = paged()
+    assert p.codebook.fingerprint_of(code) == fp
+    effects = p.reply_sms("+44 7700 900123", f"ACK {code} 2468", MON_10H + MIN)
+    (ack,) = of(effects, RecordAck)
+    assert (ack.fingerprint, ack.action, ack.by, ack.via, ack.accepted) == (fp, "ack", "alice", "sms", True)
+    assert "2468" not in ack.detail  # the PIN never reaches the audit trail
+    assert p.escalator is not None and p.escalator.active == 0
+
+
+def test_wrong_pin_and_unknown_sender_are_refused_and_audited() -> None:
+    p, _, code = paged()
+    (wrong,) = of(p.reply_sms("+447700900123", f"ACK {code} 1111", MON_10H + MIN), RecordAck)
+    assert not wrong.accepted and wrong.detail == "wrong PIN" and wrong.action == "refused"
+    (stranger,) = of(p.reply_sms("+15550000000", f"ACK {code} 2468", MON_10H + MIN), RecordAck)
+    assert not stranger.accepted and stranger.detail == "unknown sender"
+    assert p.escalator is not None and p.escalator.active == 1
+
+
+def test_sms_silence_mutes_that_alert_and_is_kept() -> None:
+    p, fp, code = paged()
+    effects = p.reply_sms("+447700900123", f"SILENCE {code} 2h 2468", MON_10H + MIN)
+    (kept,) = of(effects, RecordSilence)
+    assert kept.silence.ends_ms - kept.silence.starts_ms == 7_200_000 and kept.silence.created_by == "alice"
+    refire = Alert(fingerprint=fp, rule="temp_high", labels=p._firing[fp].labels, severity="critical",
+                   state="firing", summary="again", starts_ms=MON_10H)  # fmt: skip
+    assert p.muter.is_muted(refire, MON_10H + 2 * MIN) is not None
+    p.observe([obs("t1", "temp_c", 20, MON_10H + 3 * MIN)], MON_10H + 3 * MIN)  # resolved: its code is freed
+    assert p.codebook.fingerprint_of(code) is None
+    assert of(p.reply_sms("+447700900123", f"SILENCE {code} 2h 2468", MON_10H + 4 * MIN), RecordSilence) == []
+
+
+def test_status_request_answers_by_sms_with_what_fires() -> None:
+    p, _, _ = paged()
+    (answer,) = sends(p.reply_sms("+447700900123", "STATUS 2468", MON_10H + MIN))
+    assert answer.kind == "status" and answer.message.recipient == "+447700900123"
+    assert answer.receiver == "oncall-sms" and answer.message.text.startswith("CRIT temp high")
+    p.observe([obs("t1", "temp_c", 20, MON_10H + 2 * MIN)], MON_10H + 2 * MIN)
+    (calm,) = sends(p.reply_sms("+447700900123", "STATUS 2468", MON_10H + 3 * MIN))
+    assert calm.message.text == "No alerts firing."
+
+
+def test_status_without_an_sms_receiver_answers_nothing() -> None:
+    sms_channel = 'type = "sms_http"\nurl = "https://sms.example.org/api"\ntoken = "t0ken"\nfrom = "PyMonitor"'
+    text = EXAMPLE.replace(sms_channel, 'type = "log"')
+    p = pipeline(text + REPLIES)
+    effects = p.reply_sms("+447700900123", "STATUS 2468", MON_10H)
+    assert sends(effects) == [] and of(effects, RecordAck)[0].action == "status"
+
+
+def test_email_link_and_api_acks() -> None:
+    p, fp, code = paged()
+    assert p.replies is not None
+    token = p.replies.link_token(fp, "alice", MON_10H)
+    (by_link,) = of(p.reply_token(token, MON_10H + MIN), RecordAck)
+    assert by_link.accepted and by_link.via == "email" and by_link.fingerprint == fp
+    (again,) = of(p.reply_token(token, MON_10H + MIN), RecordAck)
+    assert not again.accepted and again.detail == "token already used"
+    (by_api,) = of(p.reply_api("alice", "alice-key", {"action": "ack", "alert": code}, MON_10H + MIN), RecordAck)
+    assert by_api.accepted and by_api.via == "api"
+    (bad_key,) = of(p.reply_api("alice", "nope", {"action": "ack", "alert": code}, MON_10H + MIN), RecordAck)
+    assert not bad_key.accepted and bad_key.detail == "bad API key"
+
+
+def test_replies_without_config_are_refused() -> None:
+    p = pipeline()
+    assert p.replies is None
+    refusals = [
+        *p.reply_sms("+447700900123", "ACK 1234 2468", 0),
+        *p.reply_token("x.y", 0),
+        *p.reply_api("alice", "k", {}, 0),
+    ]
+    assert [(r.via, r.accepted, r.detail) for r in of(refusals, RecordAck)] == [
+        ("sms", False, "replies are not configured"),
+        ("email", False, "replies are not configured"),
+        ("api", False, "replies are not configured"),
+    ]

@@ -86,7 +86,7 @@ class _Hook(BaseHTTPRequestHandler):
 def hook() -> Iterator[tuple[str, type[_Hook]]]:
     handler = type("Hook", (_Hook,), {"status": 200})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
     server.shutdown()

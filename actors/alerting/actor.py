@@ -33,7 +33,7 @@ from .channels.config import build_channel
 from .channels.retry import AttemptRecord, Deliverer
 from .config import AlertingConfig
 from .errors import AlertConfigError
-from .pipeline import AlertPipeline, Effect, RecordAck, RecordAlerts, RecordEscalation, Send
+from .pipeline import AlertPipeline, Effect, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send
 from .silences import Silence
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,30 @@ class AckAlert:
     fingerprint: str
     by: str
     via: str = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class SmsReply:
+    """An SMS that came in (gammu inbox, SMS gateway callback): maybe ACK / SILENCE / STATUS."""
+
+    sender: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkReply:
+    """An email reply link was followed; ``ask`` returns ``(accepted, detail)``."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiReply:
+    """An API call; ``ask`` returns ``(accepted, detail)``."""
+
+    user: str
+    api_key: str
+    request: Mapping[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +121,10 @@ class EffectRunner:
             elif isinstance(effect, RecordAck):
                 e = effect
                 self.store.record_acknowledgement(e.fingerprint, e.action, e.by, e.via, e.accepted, e.detail, e.at_ms)
+            elif isinstance(effect, RecordSilence):
+                m = effect.silence
+                matchers = [str(x) for x in m.matchers]
+                self.store.add_silence(matchers, m.starts_ms, m.ends_ms, m.created_by, m.comment, m.starts_ms)
             # Muted and Deferred: the alert is recorded already; the shell only logs them.
 
     def _send(self, send: Send) -> None:
@@ -151,7 +179,7 @@ class AlertingActor(SupervisedActor):
 
     def start_role(self) -> None:
         for name, spec in self.config.channels.items():
-            self.channels.setdefault(name, build_channel(spec))
+            self.channels.setdefault(name, build_channel(spec, links=self.pipeline.replies))
         self.store = AlertStore(self.db_path)
         self.runner = EffectRunner(self.store, self._deliver)
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="alert-send")
@@ -192,6 +220,18 @@ class AlertingActor(SupervisedActor):
             self._run(pipeline.tick(now))
         elif isinstance(message, AckAlert):
             self._run(pipeline.ack(message.fingerprint, by=message.by, via=message.via, now_ms=now))
+        elif isinstance(message, SmsReply):
+            self._run(pipeline.reply_sms(message.sender, message.text, now))
+        elif isinstance(message, LinkReply | ApiReply):
+            if isinstance(message, LinkReply):
+                effects = pipeline.reply_token(message.token, now)
+            else:
+                effects = pipeline.reply_api(message.user, message.api_key, message.request, now)
+            self._run(effects)
+            self._schedule_wake(now)
+            audit = effects[0]
+            assert isinstance(audit, RecordAck)
+            return audit.accepted, audit.detail
         elif isinstance(message, AttemptDone):
             r = message.record
             assert self.store is not None

@@ -30,16 +30,19 @@ from pymonitor.messages import Event
 
 from .alert import Alert, AnomalyEvent, CheckResult, Observation, Severity, fingerprint
 from .channels.base import OutgoingMessage
-from .config import AlertingConfig, Receiver
+from .config import AlertingConfig
 from .escalation import EXHAUSTED, EscalationStep, Escalator
 from .grouping import Notification, NotificationScheduler
-from .render import full_text, push_text, sms_text, subject, worst
+from .matchers import Matcher
+from .render import render, sms_text, subject, worst
+from .replies import Ack, AlertCodebook, ReplyHandler, ReplyOutcome, StatusRequest
+from .replies import Silence as SilenceRequest
 from .rules import RuleEngine
 from .schedule import BusinessHours, Deferral, is_emergency
 from .silences import Muter, Silence
 from .sms import SmsRateLimiter
 
-SendKind = Literal["notification", "digest", "escalation"]
+SendKind = Literal["notification", "digest", "escalation", "status"]
 EVENT_SEVERITY: Mapping[str, Severity] = {
     "info": "info",
     "warning": "warning",
@@ -88,6 +91,13 @@ class RecordEscalation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecordSilence:
+    """A silence asked for by a reply: keep it in the store so it outlives a restart."""
+
+    silence: Silence
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordAck:
     fingerprint: str
     action: str
@@ -98,7 +108,7 @@ class RecordAck:
     at_ms: int
 
 
-Effect = RecordAlerts | Muted | Deferred | Send | RecordEscalation | RecordAck
+Effect = RecordAlerts | Muted | Deferred | Send | RecordEscalation | RecordAck | RecordSilence
 
 
 @dataclass(slots=True, kw_only=True)
@@ -129,6 +139,8 @@ class AlertPipeline:
         self._deferred: set[str] = set()  # fingerprints waiting in a digest
         self._firing: dict[str, Alert] = {}  # latest firing alert per fingerprint, for escalation texts
         self._ids = itertools.count(1)
+        self.codebook = AlertCodebook()  # short codes SMS replies name alerts by
+        self.replies = None if config.replies is None else ReplyHandler(config=config.replies, codebook=self.codebook)
 
     # -- inputs
 
@@ -173,6 +185,23 @@ class AlertPipeline:
     def silence(self, silence: Silence) -> None:
         self.muter.add_silence(silence)
 
+    def reply_sms(self, sender: str, text: str, now_ms: int) -> list[Effect]:
+        """An SMS reply (ACK / SILENCE / STATUS with a PIN); refused ones are recorded too."""
+        if self.replies is None:
+            return [_refused("sms", sender, "replies are not configured", now_ms)]
+        return self._reply(self.replies.handle_sms(sender, text, now_ms), now_ms)
+
+    def reply_token(self, token: str, now_ms: int) -> list[Effect]:
+        """An email reply link was followed."""
+        if self.replies is None:
+            return [_refused("email", "token", "replies are not configured", now_ms)]
+        return self._reply(self.replies.handle_token(token, now_ms), now_ms)
+
+    def reply_api(self, user: str, api_key: str, request: Mapping[str, object], now_ms: int) -> list[Effect]:
+        if self.replies is None:
+            return [_refused("api", user[:64], "replies are not configured", now_ms)]
+        return self._reply(self.replies.handle_api(user, api_key, request, now_ms), now_ms)
+
     def delivery_failed(self, fingerprint: str, receiver: str, now_ms: int) -> list[Effect]:
         """A channel gave up on a message: the escalation falls back or moves on at once."""
         if self.escalator is None or not self.escalator.delivery_failed(fingerprint, receiver, now_ms):
@@ -186,6 +215,51 @@ class AlertPipeline:
             times.append(self.escalator.next_due_ms())
         return min((t for t in times if t is not None), default=None)
 
+    def _reply(self, outcome: ReplyOutcome, now_ms: int) -> list[Effect]:
+        audit, action = outcome.audit, outcome.action
+        if action is None:
+            return [_refused(audit.via, audit.sender, audit.reason, now_ms)]
+        fp = "" if isinstance(action, StatusRequest) else action.fingerprint or ""
+        verb = "ack" if isinstance(action, Ack) else "silence" if isinstance(action, SilenceRequest) else "status"
+        effects: list[Effect] = [
+            RecordAck(fingerprint=fp, action=verb, by=action.by, via=audit.via, accepted=True, detail=audit.text,
+                      at_ms=now_ms)
+        ]  # fmt: skip
+        if isinstance(action, Ack):
+            return effects + self.ack(fp, by=action.by, via=audit.via, now_ms=now_ms, record=False)
+        if isinstance(action, SilenceRequest):
+            alert = self._firing.get(fp)
+            if alert is not None:
+                silence = _silence_for(alert, action, now_ms)
+                self.muter.add_silence(silence)
+                if self.escalator is not None:
+                    self.escalator.stop(fp)
+                effects.append(RecordSilence(silence=silence))
+            return effects
+        return effects + self._status(audit.sender, now_ms)
+
+    def _status(self, phone: str, now_ms: int) -> list[Effect]:
+        """What fires now, as one SMS back to whoever asked (on the SMS receiver that knows them)."""
+        sms = [r for r in self.config.receivers.values() if r.style == "sms"]
+        receiver = next((r for r in sms if phone in r.recipients), sms[0] if sms else None)
+        if receiver is None:
+            return []
+        firing = sorted(self._firing.values(), key=lambda a: (a.starts_ms, a.fingerprint))
+        text = sms_text(firing, [], receiver.max_segments) if firing else "No alerts firing."
+        message = OutgoingMessage(
+            id=f"{now_ms:x}-{next(self._ids)}",
+            recipient=phone,
+            subject="status",
+            text=text,
+            fingerprints=tuple(a.fingerprint for a in firing),
+            severity=worst(firing),
+        )
+        send = Send(
+            message=message, receiver=receiver.name, channel=receiver.channel, group_key="status", kind="status",
+            at_ms=now_ms,
+        )  # fmt: skip
+        return [send]
+
     # -- the path of an alert
 
     def _admit(self, alerts: list[Alert], now_ms: int) -> list[Effect]:
@@ -197,6 +271,7 @@ class AlertPipeline:
             self.muter.observe(alert)
             if alert.state == "resolved":
                 self._firing.pop(alert.fingerprint, None)
+                self.codebook.forget(alert.fingerprint)
                 if self.escalator is not None:
                     self.escalator.stop(alert.fingerprint)
             if alert.state == "firing":
@@ -315,6 +390,8 @@ class AlertPipeline:
         receiver = self.config.receivers[note.receiver]
         self.counters.notifications += 1
         group_key = f"{note.route}|" + ",".join(f"{k}={v}" for k, v in sorted(note.group_labels.items()))
+        if receiver.style == "sms" and self.replies is not None and len(note.firing) == 1:
+            header = f"{header} #{self.codebook.code_for(note.firing[0].fingerprint)}".strip()  # "ACK <code> <PIN>"
         text = render(receiver, note.firing, note.resolved, header)
         effects: list[Effect] = []
         for recipient in receiver.recipients:
@@ -343,13 +420,21 @@ class AlertPipeline:
         return effects
 
 
-def render(receiver: Receiver, firing: Sequence[Alert], resolved: Sequence[Alert], header: str = "") -> str:
-    """The text ``receiver`` gets about these alerts, in its channel's style."""
-    if receiver.style == "sms":
-        return sms_text(firing, resolved, receiver.max_segments, header)
-    if receiver.style == "push":
-        return push_text(firing, resolved, header)
-    return full_text(firing, resolved, header)
+def _refused(via: str, sender: str, reason: str, now_ms: int) -> RecordAck:
+    return RecordAck(fingerprint="", action="refused", by=sender, via=via, accepted=False, detail=reason, at_ms=now_ms)
+
+
+def _silence_for(alert: Alert, request: SilenceRequest, now_ms: int) -> Silence:
+    """A silence of exactly this alert (its rule and every label) for the asked duration."""
+    labels = {"rule": alert.rule, **alert.labels}
+    return Silence(
+        id=f"reply-{alert.fingerprint}-{now_ms}",
+        matchers=tuple(Matcher(label=k, op="=", value=v) for k, v in sorted(labels.items())),
+        starts_ms=now_ms,
+        ends_ms=now_ms + request.duration_ms,
+        created_by=request.by,
+        comment=f"silenced by reply for {request.duration_ms // 60_000} min",
+    )
 
 
 def event_alert(event: Event) -> Alert | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .alert import Alert, Severity, severity_rank
+from .config import Receiver
 from .sms import GSM_PART_SEPTETS, GSM_SINGLE_SEPTETS, alert_line, batch, fit, segments, summarize_storm, transliterate
 
 PUSH_LINES = 10
@@ -66,3 +67,12 @@ def sms_text(firing: Sequence[Alert], resolved: Sequence[Alert], max_segments: i
     if not firing:
         summary = "OK " + summary
     return fit(head + summary + tail, max_segments)
+
+
+def render(receiver: Receiver, firing: Sequence[Alert], resolved: Sequence[Alert], header: str = "") -> str:
+    """The text ``receiver`` gets about these alerts, in its channel's style."""
+    if receiver.style == "sms":
+        return sms_text(firing, resolved, receiver.max_segments, header)
+    if receiver.style == "push":
+        return push_text(firing, resolved, header)
+    return full_text(firing, resolved, header)
