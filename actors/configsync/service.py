@@ -149,6 +149,8 @@ class ConfigService:
         """A new sent version with the content of ``to_version``; the node's overrides follow it, so
         the next edit of another key does not bring the rolled-back values back."""
         history = self.history(node)
+        if not history:
+            raise ConfigSyncError(f"{node}: nothing was ever sent to this node, so there is nothing to roll back")
         state = rollback(history, to_version, created_ms=self.now_ms(), author=author or self.author, note=note)
         layer = self.node_layer(node)
         for op in diff(self.effective(node), state.doc):
@@ -229,10 +231,9 @@ class ConfigService:
 
 
 @contextlib.contextmanager
-def broker_publisher(
-    address: BrokerAddress, client_id: str, *, timeout_s: float = PUBACK_WAIT_S
-) -> Iterator[Publisher]:
+def broker_publisher(address: BrokerAddress, client_id: str, *, timeout_s: float | None = None) -> Iterator[Publisher]:
     """A short-lived connection for the CLI: publish, then wait for every PUBACK before disconnecting."""
+    timeout_s = PUBACK_WAIT_S if timeout_s is None else timeout_s
     acked: set[int] = set()
     sent: list[int] = []
     changed = threading.Condition()
