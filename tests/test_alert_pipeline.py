@@ -639,3 +639,11 @@ def test_replies_without_config_are_refused() -> None:
         ("email", False, "replies are not configured"),
         ("api", False, "replies are not configured"),
     ]
+
+
+def test_the_documented_example_config_parses() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "alerting.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = config(example)
+    assert cfg.escalation is not None and cfg.escalation.off_hours == "night" and cfg.replies is not None
+    assert len(cfg.maintenance) == 1 and len(cfg.inhibit) == 1 and cfg.notify.sms_burst == 10
