@@ -417,10 +417,13 @@ class _ReadingWriter:
             conn.execute(create)
         # Rows in the store before this run: only these need the (unindexed) duplicate scan.
         self.old_rowid = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM readings").fetchone()[0])
+        self.old_span: tuple[int, int] = (0, -1)
         if self.old_rowid:
             conn.execute(
                 "INSERT INTO temp.import_seq SELECT device_id, MAX(device_seq) FROM readings GROUP BY device_id"
             )
+            # History older (or newer) than what the store holds never needs the scan below.
+            self.old_span = conn.execute("SELECT MIN(ts_ms), MAX(ts_ms) FROM readings").fetchone()
 
     def close(self) -> None:
         for name in _TEMP_TABLES:
@@ -428,10 +431,10 @@ class _ReadingWriter:
 
     def _drop_stored(self) -> None:
         """Drop the chunk's rows whose key was in the store before the run (one scan of those rows)."""
-        if not self.old_rowid:
-            return
         conn = self.conn
         low, high = conn.execute("SELECT MIN(ts_ms), MAX(ts_ms) FROM temp.import_chunk").fetchone()
+        if low is None or high < self.old_span[0] or low > self.old_span[1]:
+            return
         conn.execute("DELETE FROM temp.import_old")
         conn.execute(
             "INSERT OR IGNORE INTO temp.import_old SELECT r.device_id, r.metric_id, r.ts_ms"
