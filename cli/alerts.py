@@ -9,13 +9,11 @@ sends a real test message through one channel, with its retries.
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, cast
 
-import orjson
 import typer
 
 from pymonitor.actors.alerting.alert import SEVERITIES, Alert, Severity, fingerprint, is_severity
@@ -29,6 +27,8 @@ from pymonitor.actors.alerting.silences import Muter, Silence
 from pymonitor.store.alert_store import AlertStore, NotificationRecord
 from pymonitor.store.database import StoreError
 
+from .output import fail, now_ms, print_json
+
 alerts_app = typer.Typer(
     help="Alerts: list firing ones, history, acknowledge, silence, test routes.", no_args_is_help=True
 )
@@ -39,45 +39,31 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The TOML file w
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line of stdout).")]
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _out(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
-    sys.stdout.flush()
-
-
-def _error(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _when(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _open(db: Path) -> AlertStore:
     if not db.exists():
-        _error(f"{db}: no such alert history file")
+        fail(f"{db}: no such alert history file")
     try:
         return AlertStore(db)
     except StoreError as exc:
-        _error(str(exc))
+        fail(str(exc))
 
 
 def _config(path: Path) -> AlertingConfig:
     try:
-        return load_config(path, now_ms=_now_ms())
+        return load_config(path, now_ms=now_ms())
     except AlertConfigError as exc:
-        _error(str(exc))
+        fail(str(exc))
 
 
 def _duration(raw: str, what: str) -> int:
     try:
         return duration_ms(raw, what)
     except AlertConfigError as exc:
-        _error(str(exc))
+        fail(str(exc))
 
 
 # --- alerts --------------------------------------------------------------------------------------
@@ -90,7 +76,7 @@ def list_alerts(db: DbOpt = Path("alerts.db"), json: Json = False) -> None:
     rows = store.active()
     store.close()
     if json:
-        _out({"firing": rows})
+        print_json({"firing": rows})
         return
     if not rows:
         typer.echo("no alerts firing")
@@ -109,12 +95,12 @@ def history(
     json: Json = False,
 ) -> None:
     """Alert transitions, newest first, each with its notifications, delivery attempts, acks and escalations."""
-    since_ms = None if since is None else _now_ms() - _duration(since, "--since")
+    since_ms = None if since is None else now_ms() - _duration(since, "--since")
     store = _open(db)
     rows = store.history(since_ms=since_ms, fingerprint=fingerprint_, limit=limit)
     store.close()
     if json:
-        _out({"history": rows})
+        print_json({"history": rows})
         return
     if not rows:
         typer.echo("no alert history")
@@ -144,12 +130,12 @@ def ack(
     matches = sorted(fp for fp in store.fingerprints_recorded() if fp.startswith(alert))
     if len(matches) != 1:
         store.close()
-        _error(f"{alert!r} matches {'no alert' if not matches else f'{len(matches)} alerts'} in {db}")
-    now = _now_ms()
+        fail(f"{alert!r} matches {'no alert' if not matches else f'{len(matches)} alerts'} in {db}")
+    now = now_ms()
     store.record_acknowledgement(matches[0], "ack", by, "cli", True, comment, now)
     store.close()
     if json:
-        _out({"acknowledged": matches[0], "by": by, "at_ms": now})
+        print_json({"acknowledged": matches[0], "by": by, "at_ms": now})
     else:
         typer.echo(f"acknowledged {matches[0]} as {by}")
 
@@ -164,18 +150,20 @@ def silence(
     json: Json = False,
 ) -> None:
     """Mute alerts matching every matcher for a while; the running actor applies it at its next tick."""
-    now = _now_ms()
+    now = now_ms()
     spec = {"id": "cli", "matchers": matcher, "duration": duration, "created_by": by, "comment": comment}
     try:
         parsed = Silence.parse(spec, "silence", now_ms=now)
     except AlertConfigError as exc:
-        _error(str(exc))
+        fail(str(exc))
     store = _open(db)
     matchers = [str(m) for m in parsed.matchers]
     silence_id = store.add_silence(matchers, parsed.starts_ms, parsed.ends_ms, by, comment, now)
     store.close()
     if json:
-        _out({"silence": silence_id, "matchers": matchers, "starts_ms": parsed.starts_ms, "ends_ms": parsed.ends_ms})
+        print_json(
+            {"silence": silence_id, "matchers": matchers, "starts_ms": parsed.starts_ms, "ends_ms": parsed.ends_ms}
+        )
     else:
         typer.echo(f"silence {silence_id}: {', '.join(matchers)} until {_when(parsed.ends_ms)} UTC")
 
@@ -185,7 +173,7 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            _error(f"--label: expected name=value, got {pair!r}")
+            fail(f"--label: expected name=value, got {pair!r}")
         labels[name] = value
     return labels
 
@@ -200,10 +188,10 @@ def test_route(
 ) -> None:
     """Where an alert with these labels would go now: receivers, channels, recipients, grouping, hours."""
     if not is_severity(severity):
-        _error(f"--severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+        fail(f"--severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
     cfg = _config(config)
     labels = _labels(label or [])
-    now = _now_ms()
+    now = now_ms()
     alert = Alert(fingerprint=fingerprint(rule, labels), rule=rule, labels=labels, severity=cast(Severity, severity),
                   state="firing", summary=f"{rule} (test)", starts_ms=now)  # fmt: skip
     muter = Muter(silences=cfg.silences, maintenance=cfg.maintenance, inhibit=cfg.inhibit)
@@ -222,7 +210,7 @@ def test_route(
              "preview": render(cfg.receivers[m.receiver], [alert], [])}
             for m in matches
         ]  # fmt: skip
-        _out({
+        print_json({
             "alert": {"rule": rule, "severity": severity, "labels": labels, "fingerprint": alert.fingerprint},
             "routes": routes, "muted": muted, "hours": None if profile is None else profile.name,
             "in_hours": open_now, "emergency": emergency, "deferred_until_ms": deferred_until,
@@ -261,10 +249,10 @@ def notify_test(
     cfg = _config(config)
     spec = cfg.channels.get(channel)
     if spec is None:
-        _error(f"unknown channel {channel!r} (known: {', '.join(sorted(cfg.channels)) or 'none'})")
+        fail(f"unknown channel {channel!r} (known: {', '.join(sorted(cfg.channels)) or 'none'})")
     receiver = next((r for r in cfg.receivers.values() if r.channel == channel), None)
     to = recipient or (receiver.recipients[0] if receiver is not None else "test")
-    now = _now_ms()
+    now = now_ms()
     alert = Alert(fingerprint=fingerprint("notify_test", {"channel": channel}), rule="notify_test",
                   labels={"channel": channel}, severity="info", state="firing",
                   summary=f"PyMonitor test message through {channel}", starts_ms=now)  # fmt: skip
@@ -272,7 +260,7 @@ def notify_test(
     message = OutgoingMessage(id=f"test-{now:x}", recipient=to, subject=f"[TEST] PyMonitor: {channel}", text=text,
                               fingerprints=(alert.fingerprint,), severity="info")  # fmt: skip
     attempts: list[AttemptRecord] = []
-    deliverer = Deliverer(spec.retry, clock=_now_ms, sleep=lambda ms: time.sleep(ms / 1000), on_attempt=attempts.append)
+    deliverer = Deliverer(spec.retry, clock=now_ms, sleep=lambda ms: time.sleep(ms / 1000), on_attempt=attempts.append)
     result = deliverer.deliver(channel, build_channel(spec), message)
     if db is not None:
         store = AlertStore(db)
@@ -286,7 +274,9 @@ def notify_test(
     ok = result.status in ("sent", "delivered")
     if json:
         tries = [{"attempt": a.attempt, "status": a.status, "detail": a.detail} for a in attempts]
-        _out({"channel": channel, "recipient": to, "status": result.status, "detail": result.detail, "attempts": tries})
+        print_json(
+            {"channel": channel, "recipient": to, "status": result.status, "detail": result.detail, "attempts": tries}
+        )
     else:
         for a in attempts:
             typer.echo(f"attempt {a.attempt}: {a.status} {a.detail}")

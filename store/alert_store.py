@@ -153,9 +153,12 @@ class AlertStore:
 
     def silences(self, now_ms: int) -> list[dict[str, Any]]:
         """Silences not yet expired at ``now_ms``."""
+        return self._silence_rows("ends_ms > ?", now_ms)
+
+    def _silence_rows(self, where: str, arg: int) -> list[dict[str, Any]]:
         rows = self.conn.execute(
-            "SELECT id, matchers, starts_ms, ends_ms, created_by, comment FROM silences WHERE ends_ms > ? ORDER BY id",
-            (now_ms,),
+            f"SELECT id, matchers, starts_ms, ends_ms, created_by, comment FROM silences WHERE {where} ORDER BY id",
+            (arg,),
         ).fetchall()
         keys = ("id", "matchers", "starts_ms", "ends_ms", "created_by", "comment")
         return [{**dict(zip(keys, row, strict=True)), "matchers": json.loads(row[1])} for row in rows]
@@ -243,12 +246,7 @@ class AlertStore:
 
     def silences_after(self, last_id: int) -> list[dict[str, Any]]:
         """Silences added after row ``last_id``, expired ones included (the caller's clock decides), oldest first."""
-        rows = self.conn.execute(
-            "SELECT id, matchers, starts_ms, ends_ms, created_by, comment FROM silences WHERE id > ? ORDER BY id",
-            (last_id,),
-        ).fetchall()
-        keys = ("id", "matchers", "starts_ms", "ends_ms", "created_by", "comment")
-        return [{**dict(zip(keys, row, strict=True)), "matchers": json.loads(row[1])} for row in rows]
+        return self._silence_rows("id > ?", last_id)
 
     def counts(self) -> dict[str, int]:
         """Rows per table: alerts recorded, notifications made, attempts, acknowledgements, escalations."""
