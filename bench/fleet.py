@@ -1,0 +1,372 @@
+"""``pymonitor bench fleet --seed N --json``: every fleet-health role's bench for one seed, plus the fleet queries
+and the live stream.
+
+Three parts, all seeded by ``--seed``:
+
+1. Each role's own bench (``bench/fleet_battery.py``, ``fleet_calibration``, ``fleet_firmware``,
+   ``fleet_environment``, ``fleet_gateways``); their headline keys are copied to the top level.
+2. ``query_p99_ms``: a 10,000-device fleet (``--days`` of battery, temperature, humidity and
+   vibration readings every 4 h, failures, firmware reports, an inventory with reach labels) is
+   written into a real SQLite hub store by direct inserts; then every CLI query's service call
+   (``FleetService.battery/firmware/calibration/environment/gateways`` on a fresh read-only
+   connection, as ``pymonitor fleet ...`` does) is timed ``--queries`` times each. p99 over all.
+3. ``live_backlog_growth``: the five role actors (supervised, each with its bounded inbox, analysing
+   the store above every ``--analyse-every`` s) are fed a real-time (not accelerated) stream of
+   1,000 readings/s (250 rows x 4 metrics) from 10,000 devices, plus their firmware reports, for
+   ``--live-s`` seconds. Each role's inbox depth is sampled every 0.25 s; its growth is the
+   least-squares slope of depth over time plus what it dropped per second (readings/s); the key
+   is the worst role's. Then a burst shows each role's drain rate (headroom).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from pymonitor.actors.fleet_roles import (
+    BatteryOptions,
+    CalibrationOptions,
+    EnvironmentOptions,
+    FirmwareOptions,
+    FleetRoles,
+    FleetService,
+    GatewayOptions,
+    store_roles,
+)
+from pymonitor.actors.runtime.clock import RealClock
+from pymonitor.actors.runtime.supervisor import Supervisor
+from pymonitor.messages import Event, ReadingBatch
+from pymonitor.simulators.health.battery import BatteryScenario
+from pymonitor.store.hub_store import HubStore
+
+from .common import emit_result, own_cpu_s, progress, python_version
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+METRICS = ("battery_v", "temperature_c", "humidity_pct", "vibration_g")
+ROLE_BENCHES = {
+    "battery": ("fleet_battery", ("battery_within_15pct",)),
+    "calibration": ("fleet_calibration", ("drift_recall_2pct", "drift_false_alarm_rate")),
+    "firmware": ("fleet_firmware", ("firmware_detect_max_s",)),
+    "environment": ("fleet_environment", ("environment_s",)),
+    "gateways": ("fleet_gateways", ("gateways_s",)),
+}
+SMALL = {"devices": 300, "gateways": 20, "days": 30, "hours": 12}
+"""Sizes a role bench is run with under ``--small`` (smoke tests), where its run() takes them."""
+
+
+# --- the query fleet ---------------------------------------------------------------------------
+
+
+def build_store(path: Path, seed: int, devices: int, days: int) -> dict[str, Any]:
+    """A seeded fleet's history and inventory written into a hub store at ``path``; what went in."""
+    scenario = BatteryScenario.generate(seed, devices=devices, days=days, extra_days=60)
+    rng = np.random.default_rng(seed + 7_000)
+    meta, h = scenario.meta, scenario.history
+    n = len(meta.devices)
+    store = HubStore(path)
+    conn = store.conn
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO devices(id, name) VALUES (?, ?)", enumerate(meta.devices, 1))
+    conn.executemany("INSERT INTO metrics(id, name) VALUES (?, ?)", enumerate((*METRICS, "failure"), 1))
+    rows, cols = np.nonzero(h.present & np.isfinite(h.voltage) & np.isfinite(h.temp_c))
+    ts = h.ts_ms[rows, cols]
+    location_rh = rng.uniform(35.0, 75.0, n)
+    machine = rng.random(n) < 0.1
+    values = {
+        "battery_v": h.voltage[rows, cols],
+        "temperature_c": h.temp_c[rows, cols],
+        "humidity_pct": np.clip(location_rh[rows] + rng.normal(0, 2.0, rows.shape), 1.0, 99.0),
+        "vibration_g": np.abs(np.where(machine[rows], 0.3, 0.02) + rng.normal(0, 0.01, rows.shape)),
+    }
+    seq = np.arange(rows.shape[0], dtype=np.int64)
+    for metric_id, metric in enumerate(METRICS, 1):
+        conn.executemany(
+            "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq) VALUES (?, ?, ?, ?, ?)",
+            zip(
+                (rows + 1).tolist(),
+                [metric_id] * rows.shape[0],
+                ts.tolist(),
+                values[metric].tolist(),
+                seq.tolist(),
+                strict=True,
+            ),
+        )
+    failed = rng.random(n) < np.where(machine, 0.08, 0.02)
+    fail_ts = scenario.start_ms + rng.integers(0, days * DAY_MS, n)
+    conn.executemany(
+        "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq) VALUES (?, ?, ?, 1.0, 0)",
+        [(i + 1, len(METRICS) + 1, int(fail_ts[i])) for i in np.flatnonzero(failed).tolist()],
+    )
+    sites = sorted(set(meta.sites))
+    site_pos = {s: i for i, s in enumerate(sites)}
+    gateway = [f"gw-{s}" for s in meta.sites]  # one gateway per site; each device also hears the next site's
+    neighbour = [f"gw-{sites[(site_pos[s] + 1) % len(sites)]}" for s in meta.sites]
+    reach = [f"{gateway[i]}:0.9 {neighbour[i]}:{q:.2f}" for i, q in enumerate(rng.uniform(0.4, 0.8, n).tolist())]
+    conn.executemany(
+        "INSERT INTO inventory(device_id, gateway, site, location, battery_type, model, firmware, labels, updated_ms)"
+        " VALUES (?, ?, ?, ?, ?, 'TH-200', '1.3.1', ?, ?)",
+        [
+            (
+                i + 1,
+                gateway[i],
+                meta.sites[i],
+                meta.locations[i],
+                meta.chemistries[i],
+                orjson.dumps({"criticality": str(int(meta.criticality[i])), "reach": reach[i]}).decode(),
+                scenario.start_ms,
+            )
+            for i in range(n)
+        ],
+    )
+    hash_of = {"1.3.1": "h131", "1.4.3": "h143", "1.4.4-dev.1": "hdev"}
+    changed = rng.random(n) < 0.01
+    reports = [(d, scenario.start_ms + 60_000, "1.3.1") for d in meta.devices]
+    reports += [
+        (meta.devices[i], scenario.now_ms - HOUR_MS, "1.4.4-dev.1" if i % 3 == 0 else "1.4.3")
+        for i in np.flatnonzero(changed).tolist()
+    ]
+    conn.executemany(
+        "INSERT INTO events(node, ts_ms, received_ms, kind, severity, source, message, labels, details)"
+        " VALUES ('bench', ?, ?, 'firmware.report', 'info', ?, '', '{}', ?)",
+        [(t, t, d, orjson.dumps({"version": v, "image_hash": hash_of[v]}).decode()) for d, t, v in reports],
+    )
+    conn.execute("COMMIT")
+    store.close()
+    return {
+        "devices": n,
+        "days": days,
+        "readings": int(rows.shape[0]) * len(METRICS) + int(failed.sum()),
+        "firmware_reports": len(reports),
+        "now_ms": scenario.now_ms,
+        "devices_names": meta.devices,
+    }
+
+
+QUERIES: dict[str, Callable[[FleetService, int], dict[str, Any]]] = {
+    "battery": lambda s, now: s.battery(now, BatteryOptions()),
+    "firmware": lambda s, now: s.firmware(now, FirmwareOptions()),
+    "calibration": lambda s, now: s.calibration(now, CalibrationOptions(days=14)),
+    "environment": lambda s, now: s.environment(now, EnvironmentOptions(days=14)),
+    "gateways": lambda s, now: s.gateways(now, GatewayOptions()),
+}
+
+
+def time_queries(path: Path, now_ms: int, repeats: int) -> dict[str, Any]:
+    """Each CLI query's service call ``repeats`` times (a fresh connection each, as the CLI opens one)."""
+    per: dict[str, list[float]] = {name: [] for name in QUERIES}
+    for _ in range(repeats):
+        for name, call in QUERIES.items():
+            start = time.perf_counter()
+            with FleetService(path) as service:
+                call(service, now_ms)
+            per[name].append((time.perf_counter() - start) * 1000)
+    every = [ms for times in per.values() for ms in times]
+    return {
+        "query_p99_ms": round(float(np.percentile(every, 99)), 1),
+        "query_p50_ms": round(float(np.percentile(every, 50)), 1),
+        "query_ms_by_role": {
+            n: {"p50": round(float(np.median(t)), 1), "max": round(max(t), 1)} for n, t in per.items()
+        },
+        "queries": len(every),
+    }
+
+
+# --- the live stream ---------------------------------------------------------------------------
+
+
+def _batches(devices: tuple[str, ...], now_ms: int, rows: int, seq: int, rng: np.random.Generator) -> ReadingBatch:
+    pick = rng.choice(len(devices), rows, replace=False)
+    names = [devices[i] for i in pick.tolist()]
+    return ReadingBatch.build(
+        node="bench-gw",
+        session=1,
+        seq=seq,
+        devices=names,
+        metrics=list(METRICS),
+        device_index=list(range(rows)),
+        device_seq=[seq] * rows,
+        ts_ms=[now_ms] * rows,
+        values=[
+            rng.uniform(3.3, 3.6, rows).tolist(),
+            rng.uniform(5, 30, rows).tolist(),
+            rng.uniform(30, 70, rows).tolist(),
+            rng.uniform(0, 0.1, rows).tolist(),
+        ],
+    )
+
+
+def _slope(t: list[float], depth: list[int]) -> float:
+    if len(t) < 2:
+        return 0.0
+    x = np.asarray(t) - t[0]
+    return float(np.polyfit(x, np.asarray(depth, dtype=np.float64), 1)[0])
+
+
+def live(
+    path: Path, devices: tuple[str, ...], seconds: float, rate: int, analyse_every_s: float, seed: int
+) -> dict[str, Any]:
+    """Real-time feed of ``rate`` readings/s into the five role actors; backlog slope and drops per role."""
+    clock = RealClock()
+    supervisor = Supervisor(clock)
+    raised: list[Event] = []
+    lock = threading.Lock()
+
+    def sink(event: Event) -> None:
+        with lock:
+            raised.append(event)
+
+    roles = FleetRoles(supervisor, clock, store_roles(path, "bench"), sink, analyse_every_s=analyse_every_s).start()
+    rng = np.random.default_rng(seed)
+    ticks_per_s = 10
+    rows = max(1, rate // len(METRICS) // ticks_per_s)
+    samples: dict[str, tuple[list[float], list[int]]] = {name: ([], []) for name in roles.inboxes}
+    seq = 0
+    cpu0, start = own_cpu_s(), time.perf_counter()
+    next_tick = start
+    while (now := time.perf_counter()) - start < seconds:
+        if now >= next_tick:
+            seq += 1
+            roles.offer(_batches(devices, clock.now_ms(), rows, seq, rng))
+            if seq % 2 == 0:  # 10,000 devices every 15 min: about 11 firmware reports a second
+                device = devices[int(rng.integers(len(devices)))]
+                roles.offer(_report(device, clock.now_ms()))
+            for name, inbox in roles.inboxes.items():
+                samples[name][0].append(now - start)
+                samples[name][1].append(inbox.depth)
+            next_tick += 1 / ticks_per_s
+        time.sleep(max(0.0, min(next_tick - time.perf_counter(), 0.05)))
+    spent = time.perf_counter() - start
+    cpu = own_cpu_s() - cpu0
+    growth = {}
+    for name, inbox in roles.inboxes.items():
+        t, depth = samples[name]
+        growth[name] = round(max(0.0, _slope(t, depth)) + inbox.stats.dropped_readings / spent, 2)
+    burst = _burst(roles, devices, clock.now_ms(), rng)
+    stats = roles.stats()
+    roles.stop()
+    supervisor.stop_all()
+    clock.stop()
+    return {
+        "live_backlog_growth": max(growth.values()),
+        "live_feed": "real time (not accelerated), paced in 10 batches/s",
+        "live_readings_per_s": round(seq * rows * len(METRICS) / spent),
+        "live_s": round(spent, 1),
+        "live_cpu_s": round(cpu, 2),
+        "live_growth_by_role": growth,
+        "live_dropped_by_role": {n: s["dropped_readings"] for n, s in stats.items() if isinstance(s, dict)},
+        "live_peak_depth_by_role": {n: s["peak_readings"] for n, s in stats.items() if isinstance(s, dict)},
+        "live_failures_by_role": {n: s.get("failures", 0) for n, s in stats.items() if isinstance(s, dict)},
+        "live_events_raised": len(raised),
+        "live_event_kinds": sorted({e.kind for e in raised}),
+        "drain_readings_per_s_by_role": burst,
+    }
+
+
+def _report(device: str, now_ms: int) -> Event:
+    return Event(
+        node="bench-gw",
+        ts_ms=now_ms,
+        kind="firmware.report",
+        severity="info",
+        message="",
+        source=device,
+        details={"version": "1.3.1", "image_hash": "h131"},
+    )
+
+
+def _burst(roles: FleetRoles, devices: tuple[str, ...], now_ms: int, rng: np.random.Generator) -> dict[str, int]:
+    """Offer 100,000 readings at once; each role's drain rate (readings/s) until its inbox is empty."""
+    start = time.perf_counter()
+    for seq in range(100):
+        roles.offer(_batches(devices, now_ms, 250, 10_000 + seq, rng))
+    done: dict[str, int] = {}
+    deadline = start + 120
+    while len(done) < len(roles.inboxes) and time.perf_counter() < deadline:
+        for name, inbox in roles.inboxes.items():
+            if name not in done and inbox.depth == 0 and name != "firmware":
+                done[name] = round(100 * 250 * len(METRICS) / max(time.perf_counter() - start, 1e-6))
+        done.setdefault("firmware", 0)  # firmware takes no readings
+        time.sleep(0.005)
+    return done
+
+
+# --- the role benches ----------------------------------------------------------------------------
+
+
+def role_bench(name: str, seed: int, small: bool) -> dict[str, Any] | None:
+    """The role's own bench result; None when its module is not there (yet)."""
+    module_name, _ = ROLE_BENCHES[name]
+    try:
+        module = importlib.import_module(f"{__package__}.{module_name}")
+    except ModuleNotFoundError:
+        return None
+    run: Callable[..., dict[str, Any]] = module.run
+    kwargs = {k: v for k, v in SMALL.items() if small and k in inspect.signature(run).parameters}
+    start = time.perf_counter()
+    result = run(seed, **kwargs)
+    result["bench_s"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"bench": "fleet", "seed": args.seed, "small": args.small}
+    roles: dict[str, Any] = {}
+    for name, (_, keys) in ROLE_BENCHES.items():
+        progress(f"fleet: {name} bench (seed {args.seed})")
+        found = role_bench(name, args.seed, args.small)
+        roles[name] = found
+        for key in keys:
+            result[key] = None if found is None else found.get(key)
+    result["missing_role_benches"] = [n for n, r in roles.items() if r is None]
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        path = Path(tmp) / "hub.db"
+        progress(f"fleet: writing a {args.devices:,}-device store ({args.days} days)")
+        t0 = time.perf_counter()
+        fleet = build_store(path, args.seed, args.devices, args.days)
+        result["store"] = {k: v for k, v in fleet.items() if k != "devices_names"}
+        result["store"]["build_s"] = round(time.perf_counter() - t0, 1)
+        result["store"]["file_mb"] = round(path.stat().st_size / 1e6, 1)
+        progress(f"fleet: timing queries ({args.queries} of each role)")
+        result.update(time_queries(path, fleet["now_ms"], args.queries))
+        progress(f"fleet: live stream {args.rate} readings/s for {args.live_s} s")
+        result.update(live(path, fleet["devices_names"], args.live_s, args.rate, args.analyse_every, args.seed))
+    result["roles"] = roles
+    result["python"] = python_version()
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="pymonitor bench fleet", description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=101)
+    p.add_argument("--json", action="store_true", help="Accepted for symmetry: the result is always JSON.")
+    p.add_argument("--devices", type=int, default=10_000)
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--queries", type=int, default=10, help="Timed calls of each role's query.")
+    p.add_argument("--live-s", type=float, default=30.0)
+    p.add_argument("--rate", type=int, default=1_000, help="Readings/s of the live feed.")
+    p.add_argument("--analyse-every", type=float, default=10.0, help="Seconds between each role's analyses.")
+    p.add_argument("--small", action="store_true", help="Role benches at smoke-test sizes.")
+    p.add_argument("--out", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    emit_result(run(args), out=args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
