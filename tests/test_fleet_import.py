@@ -406,7 +406,7 @@ LINES = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(LINES, max_size=12), newline=st.sampled_from(["\n", "\r\n"]))
 def test_arbitrary_lines_are_each_imported_or_rejected_with_a_reason(lines: list[str], newline: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -420,6 +420,19 @@ def test_arbitrary_lines_are_each_imported_or_rejected_with_a_reason(lines: list
         assert hub.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == report.rows_ok
         rejected = rejects_of(report.rejects_path) if report.rows_bad else []
         assert len(rejected) == report.rows_bad and all(r["reason"] and r["code"] for r in rejected)
+        hub.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=200))
+def test_arbitrary_bytes_after_the_header_never_crash_the_importer(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        hub = HubStore(Path(tmp) / "hub.db")
+        path = Path(tmp) / "r.csv"
+        path.write_bytes(b"device,ts,metric,value\n" + body)
+        report = import_readings(hub, path, clock=clock, allow_unknown=True)
+        assert report.finished_ms == NOW_MS
+        assert hub.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == report.rows_ok
         hub.close()
 
 
