@@ -42,8 +42,6 @@ FUTURE_SLACK_MS = 86_400_000
 """A reading more than a day ahead of the import's clock is taken for a wrong clock."""
 TS_CACHE_SIZE = 65_536
 """Distinct ts strings remembered (a fleet's rows share a handful of timestamps per interval)."""
-TEMP_CACHE_KIB = 262_144
-"""Page cache of the import's temporary tables (256 MiB at most; used only as the key table grows)."""
 TEXT_MAX = 256
 """Longest free-text inventory field accepted."""
 
@@ -409,9 +407,6 @@ class _ReadingWriter:
         self.conn = conn = store.conn
         self.devices = _Names(conn, "devices")
         self.metrics = _Names(conn, "metrics")
-        # The key table outgrows SQLite's default 2 MB page cache after ~100k rows and then pays for
-        # every insert in I/O; a bigger cache for the temp schema only (memory of this process, not the hub's).
-        conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
         for name, create in _TEMP_TABLES.items():
             conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
             conn.execute(create)
