@@ -12,6 +12,7 @@ import typer
 
 from pymonitor import __version__
 
+from .fleet_import import app as import_app
 from .output import fail, print_json
 from .rollout import app as rollout_app
 
@@ -407,6 +408,7 @@ def storage_plan(
 
 
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(import_app, name="import")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
