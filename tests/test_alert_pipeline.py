@@ -344,6 +344,29 @@ def test_silenced_alert_is_recorded_muted_and_its_resolution_says_nothing() -> N
     assert p.counters.muted == 1
 
 
+def test_alert_still_firing_when_its_silence_ends_is_notified_then() -> None:
+    p = pipeline()
+    spec = {"id": "s1", "matchers": ['rule="temp_high"'], "duration": "10m", "created_by": "bob", "comment": "works"}
+    p.silence(Silence.parse(spec, "silence", now_ms=MON_10H))
+    assert of(p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H), Muted)
+    assert sends(p.tick(MON_10H + 5 * MIN)) == []
+    assert sends(p.tick(MON_10H + 10 * MIN)) == []  # the silence ended: into its group, which waits 1 ms
+    (page,) = sends(p.tick(MON_10H + 10 * MIN + 1))
+    assert page.receiver == "oncall-sms" and page.message.text.startswith("CRIT temp high")
+
+
+def test_level_one_receivers_the_route_did_not_reach_are_told_when_escalation_starts() -> None:
+    text = EXAMPLE.replace('receiver = "oncall-sms"\ngroup_by = ["..."]', 'receiver = "ops-mail"\ngroup_by = ["..."]')
+    p = pipeline(text)
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    effects = p.tick(MON_10H + 1)
+    assert [(s.receiver, s.kind) for s in sends(effects)] == [
+        ("ops-mail", "notification"),
+        ("oncall-sms", "escalation"),
+    ]
+    assert sends(effects)[1].message.text.startswith("ESCALATED (level 1 of day: start)")
+
+
 def test_gateway_down_event_inhibits_its_battery_alerts() -> None:
     p = pipeline()
     down = Event(node="gw1", ts_ms=MON_10H, kind="gateway.down", severity="warning", message="gateway gw1 down")

@@ -14,8 +14,8 @@ The path of one alert:
 5. a paging alert that was notified starts its escalation chain; nobody acknowledging in time,
    or a channel failing, tells the next level (:class:`Send` with ``kind="escalation"``).
 
-An alert muted when it fired is not re-notified when the silence ends (the history has it);
-``ack`` stops its escalation.
+An alert muted when it fired is notified at the first tick after its mute ends, if it still
+fires; ``ack`` stops its escalation.
 """
 
 from __future__ import annotations
@@ -138,6 +138,8 @@ class AlertPipeline:
         self._scheduled: set[str] = set()  # fingerprints of firing alerts the scheduler holds
         self._deferred: set[str] = set()  # fingerprints waiting in a digest
         self._firing: dict[str, Alert] = {}  # latest firing alert per fingerprint, for escalation texts
+        self._muted: dict[str, Alert] = {}  # firing but muted: notified when the mute ends
+        self._told: dict[str, set[str]] = {}  # receivers the first notification reached, per escalating alert
         self._ids = itertools.count(1)
         self.codebook = AlertCodebook()  # short codes SMS replies name alerts by
         self.replies = None if config.replies is None else ReplyHandler(config=config.replies, codebook=self.codebook)
@@ -168,7 +170,8 @@ class AlertPipeline:
     def tick(self, now_ms: int) -> list[Effect]:
         """Absence rules, then everything due: group flushes, morning digests, escalation steps."""
         effects = self._admit(self.engine.tick(now_ms), now_ms)
-        return effects + self._digests(now_ms) + self._escalations(now_ms)
+        unmuted = self._unmute(now_ms) if self._muted else []
+        return effects + unmuted + self._flush(now_ms) + self._digests(now_ms) + self._escalations(now_ms)
 
     def ack(
         self, fingerprint: str, *, by: str, via: str, now_ms: int, detail: str = "", record: bool = True
@@ -176,6 +179,7 @@ class AlertPipeline:
         """Someone took the alert: stop its escalation. An ack of nothing escalating is still recorded
         (``record=False``: it is in the store already, written by the CLI)."""
         stopped = self.escalator is not None and self.escalator.ack(fingerprint, by, now_ms)
+        self._told.pop(fingerprint, None)
         if not record:
             return []
         note = detail or ("escalation stopped" if stopped else "nothing was escalating")
@@ -271,34 +275,52 @@ class AlertPipeline:
             self.muter.observe(alert)
             if alert.state == "resolved":
                 self._firing.pop(alert.fingerprint, None)
+                self._muted.pop(alert.fingerprint, None)
                 self.codebook.forget(alert.fingerprint)
+                self._told.pop(alert.fingerprint, None)
                 if self.escalator is not None:
                     self.escalator.stop(alert.fingerprint)
-            if alert.state == "firing":
+            else:
                 reason = self.muter.is_muted(alert, now_ms)
                 if reason is not None:
                     self.counters.muted += 1
+                    self._muted[alert.fingerprint] = alert
                     effects.append(Muted(alert=alert, reason=reason))
                     continue
+                self._muted.pop(alert.fingerprint, None)
                 self._firing[alert.fingerprint] = alert
-            if alert.state == "resolved" and alert.fingerprint in self._scheduled:
-                self._scheduled.discard(alert.fingerprint)
-                self.scheduler.add(alert, now_ms)
-                continue
-            if alert.state == "resolved" and alert.fingerprint not in self._deferred:
-                continue  # its firing was muted: nothing was said, nothing to take back
-            deferral = self._deferral_for(alert)
-            until = now_ms if deferral is None else deferral.defer(alert, now_ms)
-            if until > now_ms:
-                self.counters.deferred += 1
-                self._deferred.add(alert.fingerprint)
-                effects.append(Deferred(alert=alert, until_ms=until))
-                continue
-            self._deferred.discard(alert.fingerprint)
-            if alert.state == "firing":
-                self._scheduled.add(alert.fingerprint)
-            self.scheduler.add(alert, now_ms)
+            self._route(alert, now_ms, effects)
         return effects + self._flush(now_ms)
+
+    def _route(self, alert: Alert, now_ms: int, effects: list[Effect]) -> None:
+        """Into the digest (off hours, not an emergency) or the routing tree's groups."""
+        if alert.state == "resolved" and alert.fingerprint in self._scheduled:
+            self._scheduled.discard(alert.fingerprint)
+            self.scheduler.add(alert, now_ms)
+            return
+        if alert.state == "resolved" and alert.fingerprint not in self._deferred:
+            return  # its firing was muted: nothing was said, nothing to take back
+        deferral = self._deferral_for(alert)
+        until = now_ms if deferral is None else deferral.defer(alert, now_ms)
+        if until > now_ms:
+            self.counters.deferred += 1
+            self._deferred.add(alert.fingerprint)
+            effects.append(Deferred(alert=alert, until_ms=until))
+            return
+        self._deferred.discard(alert.fingerprint)
+        if alert.state == "firing":
+            self._scheduled.add(alert.fingerprint)
+        self.scheduler.add(alert, now_ms)
+
+    def _unmute(self, now_ms: int) -> list[Effect]:
+        """Alerts muted when they fired whose silence or window has ended and that still fire: notify now."""
+        effects: list[Effect] = []
+        for fp, alert in list(self._muted.items()):
+            if self.muter.is_muted(alert, now_ms) is None:
+                del self._muted[fp]
+                self._firing[fp] = alert
+                self._route(alert, now_ms, effects)
+        return effects
 
     def _flush(self, now_ms: int) -> list[Effect]:
         due = self.scheduler.next_due_ms()
@@ -315,7 +337,9 @@ class AlertPipeline:
             return
         for alert in note.firing:
             if alert.severity in self.config.notify.escalate and is_emergency(alert, self.config.emergency):
-                self.escalator.start(alert.fingerprint, now_ms)
+                if self.escalator.start(alert.fingerprint, now_ms):
+                    self._told[alert.fingerprint] = set()
+                self._told.get(alert.fingerprint, set()).add(note.receiver)
 
     def _digests(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
@@ -354,10 +378,13 @@ class AlertPipeline:
         # Steps due together go out as one message per receiver, so an escalating storm stays a few messages.
         by_receiver: defaultdict[str, list[EscalationStep]] = defaultdict(list)
         for step in steps:
-            if step.reason == EXHAUSTED or (step.reason == "start" and step.loop == 0 and step.level == 0):
-                continue  # the start's level 0 was just told by the routed notification
+            if step.reason == EXHAUSTED:
+                self._told.pop(step.fingerprint, None)
+                continue
+            told = self._told.pop(step.fingerprint, set()) if step.reason == "start" else set()
             for receiver in step.receivers:
-                by_receiver[receiver].append(step)
+                if receiver not in told:  # level 1 receivers the routed notification reached are not told twice
+                    by_receiver[receiver].append(step)
         for receiver, group in sorted(by_receiver.items()):
             alerts = [self._firing[s.fingerprint] for s in group if s.fingerprint in self._firing]
             if not alerts:  # pragma: no cover - a resolution or an ack stops its escalation first
