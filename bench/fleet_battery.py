@@ -9,7 +9,9 @@ the truth: |p50 - true| <= 0.15 * true. Scored: every device whose true days-to-
 time is between 1 and 30 days (the "30-day" forecasts an operator acts on); a device without a
 forecast (insufficient data, silent, ...) counts as a miss. Reported beside it: the same for true
 days-to-empty in [7, 30] and (30, 60], per chemistry, how often the truth falls inside p10..p90, and
-how many devices with more than 60 days left were alerted at the 30-day threshold.
+how many devices with more than 60 days left were alerted at the 30-day threshold, and the share
+within 15 % *or* one day (a cell browns out on a cold night, so below about a week the truth moves
+in whole days: 15 % of 3 days is finer than the day/night cycle that decides the moment).
 
 Tuned on seeds 1-5; held-out figures come from seeds never used for tuning (101-105).
 """
@@ -63,6 +65,7 @@ def run(seed: int, devices: int = 10_000, days: int = 60, extra_days: int = 120)
         "battery_within_15pct": share(scored)["share"],
         "definition": DEFINITION,
         "scored": share(scored),
+        "within_15pct_or_1_day": share(scored, np.abs(fc.p50 - true) <= np.maximum(TOLERANCE * true, 1.0)),
         "scored_without_forecast": int((scored & np.isnan(fc.p50)).sum()),
         "within_15pct_true_7_to_30_days": share((true >= 7) & (true <= 30)),
         "within_15pct_true_30_to_60_days": share((true > 30) & (true <= 60)),
