@@ -127,19 +127,9 @@ def detect_drift(
     cfg = config or DriftConfig()
     values = _check(devices, locations, metrics, ts_ms, values)
     clean, quarantined = _quarantine(metrics, values)
-    if not len(ts_ms):
-        nothing = np.full(len(devices), np.nan)
-        return DriftResult(
-            devices=tuple(devices),
-            locations=tuple(locations),
-            status=np.full(len(devices), DRIFT_STATUSES.index(DriftStatus.INSUFFICIENT_DATA), dtype=np.int8),
-            detected_ms=nothing,
-            deviation=nothing,
-            sigma=nothing,
-            quarantined=quarantined,
-        )
-    day = (ts_ms - ts_ms[0]) // DAY_MS
-    n_days = int(day[-1]) + 1
+    t0 = int(ts_ms[0]) if len(ts_ms) else 0
+    day = (ts_ms - t0) // DAY_MS
+    n_days = int(day[-1]) + 1 if len(day) else 0  # no readings: no reference, nobody judged
     reference = day < cfg.reference_days
     # Pass 2 judges everyone again without the sensors pass 1 found drifting among the neighbours.
     status, detected, deviation, sigma = _judge(locations, clean, day, n_days, reference, None, cfg)
@@ -155,7 +145,7 @@ def detect_drift(
         devices=tuple(devices),
         locations=tuple(locations),
         status=status,
-        detected_ms=np.where(status == 1, ts_ms[0] + (detected + 1) * DAY_MS, np.nan).astype(np.float64),
+        detected_ms=np.where(status == 1, t0 + (detected + 1) * DAY_MS, np.nan).astype(np.float64),
         deviation=deviation,
         sigma=sigma,
         quarantined=quarantined,
