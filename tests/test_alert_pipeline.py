@@ -670,3 +670,55 @@ def test_the_documented_example_config_parses() -> None:
     cfg = config(example)
     assert cfg.escalation is not None and cfg.escalation.off_hours == "night" and cfg.replies is not None
     assert len(cfg.maintenance) == 1 and len(cfg.inhibit) == 1 and cfg.notify.sms_burst == 10
+
+
+@pytest.mark.needs_mosquitto
+def test_alerting_role_alerts_on_an_event_published_over_mosquitto(broker_address: Any, tmp_path: Path) -> None:
+    from conftest import wait_for
+
+    from pymonitor.actors.alerting.actor import AlertingRole
+    from pymonitor.actors.runtime.clock import RealClock
+    from pymonitor.actors.runtime.supervisor import Supervisor
+    from pymonitor.broker import BridgeOptions, MqttBridge, topics
+    from pymonitor.messages import encode
+    from pymonitor.store.alert_store import AlertStore
+
+    raw = {
+        "channels": {"audit": {"type": "log"}},
+        "receivers": {"log": {"channel": "audit", "recipients": ["audit"]}},
+        "route": {"receiver": "log", "group_wait": "1ms"},
+    }
+    clock = RealClock()
+    supervisor = Supervisor(clock)
+    db = tmp_path / "alerts.db"
+    role = AlertingRole(fleet="fl", node="alerting", config=parse_config(raw, now_ms=0), db_path=db,
+                        address=broker_address, clock=clock, supervisor=supervisor)  # fmt: skip
+    node = MqttBridge(broker_address, BridgeOptions(client_id="fl.gw1"), lambda topic, payload: None)
+    role.start()
+    node.start()
+    try:
+        assert role.bridge.wait_connected(10) and node.wait_connected(10)
+        event = Event(node="gw1", ts_ms=clock.now_ms(), kind="disk.full", severity="error", message="disk 99% full")
+        node.publish(topics.up("fl", "gw1", "events"), encode(event))
+        node.publish(topics.up("fl", "gw1", "events"), b"not a frame")
+
+        def delivered() -> int:
+            store = AlertStore(db)
+            try:
+                return store.counts()["attempts"]
+            finally:
+                store.close()
+
+        wait_for(delivered, what="the event's notification to be delivered")
+        stats = role.stats()
+    finally:
+        node.stop()
+        role.stop()
+        supervisor.stop_all()
+        clock.stop()
+    assert stats["alerts"] == 1 and stats["dead_letters"] == 1 and stats["frames_dropped"] == 0
+    store = AlertStore(db)
+    (row,) = store.history()
+    store.close()
+    assert row["rule"] == "event.disk.full" and row["severity"] == "critical"
+    assert row["notifications"][0]["attempts"][0]["status"] == "delivered"
