@@ -161,7 +161,7 @@ class BatteryScenario:
         hist_v = np.empty((n, days * per_day))
         hist_t = np.empty((n, days * per_day))
         depletion = np.full(n, np.inf)
-        v_prev = _voltage(chem_idx, soc, climate.at(0, rng)[:, :1], offset)[:, 0]
+        v_prev = _voltage(chem_idx, soc[:, None], climate.at(0, rng)[:, :1], offset)[:, 0]
         soc_at_end = soc.copy()
         hours = np.arange(24)
         soc_daily = np.full((n, days + extra_days), np.nan)
@@ -290,9 +290,9 @@ def _fleet(rng: np.random.Generator, n: int, per_site: int, weather_sd_c: float)
 def _voltage(
     chem_idx: NDArray[np.int64], soc: NDArray[np.float64], temp: NDArray[np.float64], offset: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Noise-free voltages (devices, hours) of each device's chemistry."""
+    """Noise-free voltages (devices, hours) of each device's chemistry; ``soc`` and ``temp`` are 2-D (devices, ...)."""
     out = np.empty(np.broadcast_shapes(soc.shape, temp.shape))
-    soc_b = np.broadcast_to(soc, out.shape) if soc.ndim == out.ndim else np.broadcast_to(soc[:, None], out.shape)
+    soc_b = np.broadcast_to(soc, out.shape)
     for k, name in enumerate(CHEMISTRY_NAMES):
         rows = chem_idx == k
         out[rows] = CHEMISTRIES[name].voltage(soc_b[rows], np.broadcast_to(temp, out.shape)[rows])
