@@ -391,6 +391,18 @@ def test_events_become_alerts_and_debug_events_are_counted_and_dropped() -> None
     p = pipeline()
     assert p.event(Event(node="gw1", ts_ms=1, kind="boot", severity="debug", message="hi"), 1) == []
     assert p.counters.ignored_events == 1
+    sited = event_alert(error, "Site A")
+    assert sited is not None and sited.labels["site"] == "Site A"
+
+
+def test_sites_from_config_label_readings_and_events_of_nodes_that_do_not_say() -> None:
+    p = pipeline(EXAMPLE + '\n[alerting.sites]\ngw9 = "Hill Farm"\n')
+    effects = p.observe([Observation(node="gw9", device="t1", metric="temp_c", ts_ms=MON_10H, value=95)], MON_10H)
+    assert of(effects, RecordAlerts)[0].alerts[0].labels["site"] == "Hill Farm"
+    down = Event(node="gw9", ts_ms=MON_10H, kind="gateway.down", severity="warning", message="down")
+    assert of(p.event(down, MON_10H), RecordAlerts)[0].alerts[0].labels["site"] == "Hill Farm"
+    with pytest.raises(AlertConfigError, match="sites.gw9: expected a non-empty string"):
+        config(EXAMPLE + "\n[alerting.sites]\ngw9 = 3\n")
 
 
 def test_checks_and_anomalies_flow_through_the_same_path() -> None:

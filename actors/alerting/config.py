@@ -40,7 +40,7 @@ STYLE_OF_CHANNEL: Mapping[str, Style] = {
 MAX_SMS_SEGMENTS = 10
 TOP_KEYS = frozenset(
     {"rules", "channels", "receivers", "route", "inhibit", "maintenance", "silences", "hours", "emergency",
-     "escalation", "notify", "replies"}
+     "escalation", "notify", "replies", "sites"}
 )  # fmt: skip
 _NOTIFY_KEYS = frozenset({"hours", "site_hours", "escalate", "sms_per_hour", "sms_burst"})
 
@@ -81,6 +81,7 @@ class AlertingConfig:
     escalation: EscalationPolicy | None = None
     notify: NotifySettings = field(default_factory=NotifySettings)
     replies: RepliesConfig | None = None
+    sites: Mapping[str, str] = field(default_factory=dict)  # node -> site, for nodes that do not say
 
     def profile_for(self, labels: Mapping[str, str]) -> BusinessHours | None:
         """The business-hours profile of an alert's site (or the default one); None: always in hours."""
@@ -118,6 +119,7 @@ def parse_config(raw: Mapping[str, object], *, now_ms: int) -> AlertingConfig:
         escalation=escalation,
         notify=notify,
         replies=RepliesConfig.parse(spec["replies"]) if "replies" in spec else None,
+        sites={node: text(site, f"sites.{node}") for node, site in table(spec.get("sites", {}), "sites").items()},
     )
 
 

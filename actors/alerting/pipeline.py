@@ -129,7 +129,7 @@ class AlertPipeline:
     def __init__(self, config: AlertingConfig) -> None:
         self.config = config
         self.counters = PipelineCounters()
-        self.engine = RuleEngine(config.rules, in_hours=config.in_hours)
+        self.engine = RuleEngine(config.rules, in_hours=config.in_hours, sites=config.sites)
         self.muter = Muter(silences=config.silences, maintenance=config.maintenance, inhibit=config.inhibit)
         self.scheduler = NotificationScheduler(config.routing)
         self._deferrals = {name: Deferral(profile, config.emergency) for name, profile in config.hours.items()}
@@ -157,7 +157,7 @@ class AlertPipeline:
 
     def event(self, event: Event, now_ms: int) -> list[Effect]:
         """A node's ``event.v1``: an alert of rule ``event.<kind>``; ``debug`` events are counted and dropped."""
-        alert = event_alert(event)
+        alert = event_alert(event, self.config.sites.get(event.node))
         if alert is None:
             self.counters.ignored_events += 1
             return []
@@ -464,13 +464,16 @@ def _silence_for(alert: Alert, request: SilenceRequest, now_ms: int) -> Silence:
     )
 
 
-def event_alert(event: Event) -> Alert | None:
-    """``event.v1`` as an alert: rule ``event.<kind>``, subject node/source, resolved by ``labels.state``."""
+def event_alert(event: Event, site: str | None = None) -> Alert | None:
+    """``event.v1`` as an alert: rule ``event.<kind>``, subject node/source, resolved by ``labels.state``;
+    ``site`` (the node's, from config) is a label unless the event names its own."""
     severity = EVENT_SEVERITY.get(event.severity)
     if severity is None:
         return None
     labels = {k: v for k, v in event.labels.items() if k != "state"}
     labels["node"] = event.node
+    if site and "site" not in labels:
+        labels["site"] = site
     if event.source:
         labels["device"] = event.source
     rule = f"event.{event.kind}"
