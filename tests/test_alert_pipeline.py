@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pymonitor.actors.alerting import AlertConfigError
 from pymonitor.actors.alerting.alert import Alert, AnomalyEvent, CheckResult, Observation, Series
@@ -734,3 +736,21 @@ def test_alerting_role_alerts_on_an_event_published_over_mosquitto(broker_addres
     store.close()
     assert row["rule"] == "event.disk.full" and row["severity"] == "critical"
     assert row["notifications"][0]["attempts"][0]["status"] == "delivered"
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=8))
+_VALUES = st.recursive(
+    _SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+_SECTIONS = st.sampled_from(["rules", "channels", "receivers", "route", "notify", "hours", "escalation", "sites"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_SECTIONS, _VALUES, max_size=4), st.booleans())
+def test_config_parser_refuses_any_garbage_with_a_config_error(garbage: dict[str, Any], on_base: bool) -> None:
+    raw = {**BASE, **garbage} if on_base else garbage
+    try:
+        parse_config(raw, now_ms=MON_10H)
+    except AlertConfigError as exc:
+        assert ": " in str(exc)  # path: reason
