@@ -8,11 +8,14 @@ Three measurements in one run, one JSON object:
   pages at once through the webhook channel to a real HTTP server on 127.0.0.1. Latency is from
   just before the observation is told to the actor to the server receiving the request. Baseline
   in the same run: the same webhook channel POSTing directly (``baseline_webhook_post_p99_ms``).
-- ``storm_*``: ``--storm-alerts`` alerts (3 rules, 3 sites, one device each) within
+- ``storm_*``: ``--storm-alerts`` alerts (3 rules, one of them critical, 3 sites, one device each) within
   ``--storm-window-s`` of simulated time through the pure pipeline, every effect carried out by the
   actor's :class:`EffectRunner` into a real :class:`AlertStore`; then 15 simulated minutes of ticks.
   ``storm_notifications_per_recipient`` is the most any one recipient got; ``storm_recorded_fraction``
-  is alerts in the store / alerts raised by the rules.
+  is alerts in the store / alerts raised by the rules. Routes: every alert to an SMS receiver (one
+  group, default 60 s group_wait), a mail receiver (by site) and a chat webhook (by rule); the
+  criticals also page at once (group_wait 1 ms, one group), so the pager gets the first critical
+  then one more message with the rest at the next group_interval.
 - ``storm_sms_segments`` / ``storm_sms_text``: the SMS the storm became (one group across 3 sites).
 """
 
@@ -69,7 +72,13 @@ def latency_config(url: str) -> dict[str, Any]:
 def storm_config() -> dict[str, Any]:
     rules: list[dict[str, Any]] = [
         {"name": "battery_low", "kind": "threshold", "metric": "battery_v", "threshold": {"below": 11.5}},
-        {"name": "temp_high", "kind": "threshold", "metric": "temp_c", "threshold": {"above": 90}},
+        {
+            "name": "temp_high",
+            "kind": "threshold",
+            "metric": "temp_c",
+            "threshold": {"above": 90},
+            "severity": "critical",
+        },
         {"name": "link_poor", "kind": "threshold", "metric": "rssi_dbm", "threshold": {"below": -110}},
     ]
     every = ['severity=~".+"']
@@ -81,6 +90,7 @@ def storm_config() -> dict[str, Any]:
         },
         "receivers": {
             "oncall-sms": {"channel": "sms", "recipients": ["+447700900001", "+447700900002"]},
+            "pager": {"channel": "sms", "recipients": ["+447700900003"]},
             "ops-mail": {"channel": "mail", "recipients": ["ops@example.org", "lead@example.org"]},
             "chat": {"channel": "hook", "recipients": ["chat"]},
         },
@@ -89,6 +99,13 @@ def storm_config() -> dict[str, Any]:
             "receiver": "chat",
             "group_by": ["rule"],
             "routes": [
+                {
+                    "matchers": ['severity="critical"'],
+                    "receiver": "pager",
+                    "group_by": [],
+                    "group_wait": "1ms",
+                    "continue": True,
+                },
                 {"matchers": every, "receiver": "oncall-sms", "group_by": [], "continue": True},
                 {"matchers": every, "receiver": "ops-mail", "group_by": ["site"], "continue": True},
                 {"matchers": every, "receiver": "chat", "group_by": ["rule"]},
