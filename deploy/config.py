@@ -60,6 +60,10 @@ class HubSection(msgspec.Struct, forbid_unknown_fields=True):
     day_days: NonNegativeFloat = 1825.0
     storage_budget_mb: NonNegativeFloat = 0.0
     retention_interval_s: PositiveFloat = 300.0
+    # Fleet rollouts (actors/rollout/actor.py): the state file `pymonitor rollout start` writes to turns the
+    # rollout actor on; its commands are signed with this ed25519 key (`pymonitor config keygen --key ...`).
+    rollouts_db: str | None = None
+    signing_key: str | None = None
 
 
 class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
@@ -150,6 +154,10 @@ def parse_config(data: dict[str, Any], source: str = "config") -> NodeConfig:
             parse_broker_url(url)
         except BrokerUrlError as exc:
             raise ConfigError(f"{source} at [broker].url: {exc}") from None
+    if config.hub is not None and config.hub.rollouts_db is not None and config.hub.signing_key is None:
+        raise ConfigError(
+            f"{source} at [hub].signing_key: required with [hub].rollouts_db (rollout commands are signed)"
+        )
     if config.simulator is not None and config.simulator.gateways > config.simulator.devices:
         raise ConfigError(f"{source} at [simulator].gateways: more gateways than devices")
     return config

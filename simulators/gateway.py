@@ -15,6 +15,7 @@ from typing import Any
 import cbor2
 
 from pymonitor import __version__
+from pymonitor.actors.rollout.wire import COMMAND_NAME as ROLLOUT_COMMAND
 from pymonitor.actors.runtime.breaker import BreakerState, CircuitBreaker
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound, accept
@@ -22,13 +23,14 @@ from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tel
 from pymonitor.actors.summary.config import SummarySection
 from pymonitor.actors.uplink import DailyBudget, LinkEstimator, UplinkPlan, plan_uplink
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
-from pymonitor.messages import CommandAck, DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
+from pymonitor.messages import Command, CommandAck, DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
 from pymonitor.messages.requests import RawRequest
 from pymonitor.messages.thinning import thin_frame
 from pymonitor.store.outbox import DurableOutbox, Priority
 from pymonitor.store.raw_tier import SUMMARY_CAP_BYTES, SUMMARY_KEEP_DAYS, RawTier
 
 from .outbox import Outbox
+from .rollout_agent import RolloutAgent
 from .sampler import OutFrame, SamplerSpec, SiteSampler, saved_spec_fields
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class GatewaySettings:
     summary_keep_days: float = SUMMARY_KEEP_DAYS
     outbox: Outbox = field(default_factory=Outbox)  # in memory (when no outbox_path); survives actor restarts
     generated: list[int] = field(default_factory=lambda: [0])  # readings buffered, survives restarts
+    rollout: RolloutAgent | None = None  # answers signed rollout commands (survives restarts); None: ignored
 
 
 class GatewayActor(SupervisedActor):
@@ -430,6 +433,9 @@ class GatewayActor(SupervisedActor):
         if isinstance(msg, RawRequest):
             self._serve_raw(msg)
             return
+        if isinstance(msg, Command) and msg.name == ROLLOUT_COMMAND:
+            self._rollout(inbound)
+            return
         if not isinstance(msg, DeliveryAck):
             return
         # Acks for frames of an earlier session (before a restart) count too.
@@ -439,6 +445,14 @@ class GatewayActor(SupervisedActor):
             self.breaker.success()
             if isinstance(self.outbox, DurableOutbox):
                 self._send()  # ack-clocked: room in the window goes to the next frames at once
+
+    def _rollout(self, inbound: Inbound) -> None:
+        """The devices' agent verifies and acts; its reports go straight up (a lost one times out at the hub)."""
+        agent = self.settings.rollout
+        if agent is None or self.bridge is None:
+            return
+        for topic, payload in agent.handle(inbound.topic, inbound.payload, self.clock.now_ms()):
+            self.bridge.publish(topic, payload)
 
     def _serve_raw(self, request: RawRequest) -> None:
         """Progressive resolution: the raw readings (or the summaries) of a window, from its tier, as backfill."""

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from pymonitor.actors.hub import HubRole
 from pymonitor.actors.hub.retention import RetentionSettings
+from pymonitor.actors.rollout.actor import NodeDirectory, RolloutRole, RolloutSettings
 from pymonitor.broker import RunningBroker, parse_broker_url, start_broker
 from pymonitor.deploy import NodeConfig
 
@@ -42,6 +45,7 @@ class RunningNode:
     broker: RunningBroker | None
     broker_url: str
     hub: HubRole | None = None
+    rollouts: RolloutRole | None = None
     fleet: Any = None  # FleetSimulator, imported lazily (numpy) only when simulating
     stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -49,6 +53,8 @@ class RunningNode:
         out: dict[str, Any] = {"node": self.config.node.name, "broker": self.broker_url}
         if self.hub is not None:
             out["hub"] = self.hub.stats().get("counters", {})
+        if self.rollouts is not None:
+            out["rollouts"] = self.rollouts.stats().get("rollouts", {})
         if self.fleet is not None:
             out["fleet"] = self.fleet.totals()
         return out
@@ -62,6 +68,8 @@ class RunningNode:
             while self.fleet.pending_frames() and time.monotonic() < deadline:
                 time.sleep(0.1)
             self.fleet.stop()
+        if self.rollouts is not None:
+            self.rollouts.stop()
         if self.hub is not None:
             self.hub.stop()
         self.supervisor.stop_all()
@@ -107,6 +115,7 @@ def start_node(config: NodeConfig) -> RunningNode:
         ).start()
         if config.simulator is not None and not node.hub.bridge.wait_connected(HUB_CONNECT_WAIT_S):
             log.warning("the hub is not connected to %s yet; the simulator's first frames will be resent", address)
+    hosts: dict[str, str] = {}  # device -> gateway of a fleet simulated in this node
     if config.simulator is not None:
         from pymonitor.simulators.fleet import FleetSimulator
 
@@ -135,8 +144,54 @@ def start_node(config: NodeConfig) -> RunningNode:
             raw_keep_days=s.raw_keep_days,
             summary=config.summary,
             summary_keep_days=s.summary_keep_days,
-        ).start()
+        )
+        if config.hub is not None and config.hub.rollouts_db is not None:
+            hosts = _equip_for_rollouts(node.fleet.settings, config.hub.signing_key)
+        node.fleet.start()
+    if config.hub is not None and config.hub.rollouts_db is not None:
+        node.rollouts = _start_rollouts(config, node, address, hosts)
     return node
+
+
+def _equip_for_rollouts(gateways: list[Any], key_path: str | None) -> dict[str, str]:
+    """Simulated gateways of the hub's own node answer its rollouts, trusting its key."""
+    from pymonitor.actors.configsync import load_private_key, trusted_keys
+    from pymonitor.simulators.rollout_agent import equip_gateways
+
+    assert key_path is not None  # parse_config requires it with rollouts_db
+    return equip_gateways(gateways, trusted_keys([load_private_key(key_path).public_key()]))
+
+
+def hub_inventory_hosts(db_path: str) -> dict[str, str]:
+    """device -> gateway from the hub store's imported inventory (`pymonitor import inventory`); {} without one."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}
+    try:
+        rows = conn.execute("SELECT d.name, i.gateway FROM inventory i JOIN devices d ON d.id = i.device_id")
+        return dict(rows.fetchall())
+    except sqlite3.Error:
+        return {}  # no inventory table (yet)
+    finally:
+        conn.close()
+
+
+def _start_rollouts(config: NodeConfig, node: RunningNode, address: Any, simulated: dict[str, str]) -> RolloutRole:
+    from pymonitor.actors.configsync import load_private_key
+
+    h = config.hub
+    assert h is not None and h.rollouts_db is not None and h.signing_key is not None
+    directory = NodeDirectory(lambda: {**hub_inventory_hosts(h.db), **simulated}, node.clock.now_ms)
+    settings = RolloutSettings(
+        fleet=config.node.fleet,
+        node=config.node.name,
+        db_path=Path(h.rollouts_db),
+        node_of=directory,
+        key=load_private_key(h.signing_key),
+        ca_file=config.broker.ca_file,
+    )
+    return RolloutRole(settings, address=address, clock=node.clock, supervisor=node.supervisor).start()
 
 
 def run_until_signal(
