@@ -10,8 +10,10 @@ being stopped and started again (a hub restart) and crashing (a supervised resta
 from __future__ import annotations
 
 import itertools
+import queue
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -24,17 +26,24 @@ from pymonitor.actors.configsync import generate_key, save_private_key, trusted_
 from pymonitor.actors.configsync.signing import sign
 from pymonitor.actors.rollout import Command, RolloutHost, Signer, decode_reports, encode_commands
 from pymonitor.actors.rollout.actor import (
+    ROLLOUT_ACTOR,
     UNROUTED_NODE,
     NodeDirectory,
     RolloutRole,
+    RolloutSettings,
+    _take_frames,
+    _wait_for_pubacks,
 )
+from pymonitor.actors.rollout.wire import encode_reports
+from pymonitor.actors.runtime.clock import SimClock
+from pymonitor.actors.runtime.intake import Inbound
 from pymonitor.actors.runtime.node import RunningNode, hub_inventory_hosts, start_node
 from pymonitor.actors.runtime.supervisor import Supervisor
-from pymonitor.broker import MosquittoBroker, topics
+from pymonitor.broker import MosquittoBroker, free_port, parse_broker_url, topics
 from pymonitor.cli.rollout import app as rollout_cli
 from pymonitor.deploy.config import ConfigError, parse_config
 from pymonitor.messages import Command as CommandMessage
-from pymonitor.messages import DeadLetter, decode, encode
+from pymonitor.messages import DeadLetter, Event, decode, encode
 from pymonitor.simulators.rollout_agent import HealthModel, RolloutAgent, equip_gateways
 from pymonitor.store import HubStore
 
@@ -351,3 +360,63 @@ def test_rollout_survives_a_crash_of_its_actor(
     # The commands saved but never sent (the crash) time out: at most once, never twice.
     assert status["timed_out"] == lost[0] and status["applied"] == N_DEVICES - lost[0]
     assert sum(a.counters.applied for a in agents(hub_node)) == status["applied"]
+
+
+@pytest.mark.needs_mosquitto
+def test_pause_and_resume_from_the_cli_reach_the_running_hub(hub_node: RunningNode, tmp_path: Path) -> None:
+    db = start_rollout(
+        hub_node, tmp_path, "paused", NEW, waves={"canary": 5, "percentages": [20, 60, 100]}, concurrency=5
+    )
+    pause = CliRunner().invoke(rollout_cli, ["pause", "paused", "--db", str(db)])
+    assert pause.exit_code == 0, pause.output
+    wait_for(lambda: rollout_status(db, "paused")["state"] == "paused", what="the hub to apply the pause")
+    held = rollout_status(db, "paused")
+    assert held["pending"] > 0 and not held["pending_controls"]
+    resume = CliRunner().invoke(rollout_cli, ["resume", "paused", "--db", str(db)])
+    assert resume.exit_code == 0, resume.output
+    status = wait_for(lambda: finished(db, "paused"), what="the resumed rollout to finish")
+    assert status["state"] == "completed" and status["applied"] == N_DEVICES
+    assert set(versions(hub_node).values()) == {NEW}
+
+
+def test_rollout_actor_waits_while_the_broker_is_away_and_ignores_other_frames(tmp_path: Path) -> None:
+    clock = SimClock()
+    supervisor = Supervisor(clock)
+    settings = RolloutSettings(
+        fleet=FLEET, node="hub", db_path=tmp_path / "r.db", node_of=lambda d: "gw", key=generate_key()
+    )
+    nowhere = parse_broker_url(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens: never connected
+    role = RolloutRole(settings, address=nowhere, clock=clock, supervisor=supervisor).start()
+    try:
+        ref = supervisor.ref(ROLLOUT_ACTOR)
+        assert ref is not None
+        assert ref.ask(object(), timeout=5) is None  # started, its first tick scheduled; unknown asks answer None
+        for _ in range(3):
+            clock.advance(int(settings.tick_interval_s * 1000))
+            ref.ask(object(), timeout=5)  # the tick was handled and the next one scheduled
+        alert = Event(node="gw", ts_ms=1, kind="battery.low", severity="warning", message="low")
+        report = encode_reports("gw", "nobody", [("d1", "applied", NEW)], fleet=FLEET, now_ms=1)[1]
+        for payload in (encode(alert), report, b"junk"):
+            ref.tell(Inbound(topics.up(FLEET, "gw", "events"), payload))
+        stats = role.stats()
+        assert stats["counters"]["ticks_offline"] == 3 and stats["counters"]["ticks"] == 0
+        assert stats["counters"]["frames_in"] == 3 and stats["connected"] is False
+        assert stats["host"]["unknown_rollout"] == 1 and stats["host"]["bad_frames"] == 1
+    finally:
+        role.stop()
+    assert role.stats() == {}
+
+
+def test_stopping_actor_keeps_the_frames_left_in_its_mailbox() -> None:
+    inbox: queue.Queue[Any] = queue.Queue()
+    frame, other = Inbound("t", b"x"), SimpleNamespace(message="stop")
+    inbox.put(SimpleNamespace(message=frame))
+    inbox.put(other)
+    assert _take_frames(inbox) == [frame]
+    assert inbox.get_nowait() is other and inbox.empty()
+
+
+def test_stopping_actor_gives_unacknowledged_commands_a_bounded_wait() -> None:
+    stuck = SimpleNamespace(connected=True, counters=SimpleNamespace(published=2, puback=1))
+    _wait_for_pubacks(stuck, 0.05)  # type: ignore[arg-type]  # returns at the deadline
+    assert stuck.counters.puback == 1
