@@ -231,6 +231,18 @@ class AlertStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def notification_by_provider_id(self, provider_id: str) -> dict[str, Any] | None:
+        """The notification a carrier's message id belongs to (for its delivery status callbacks)."""
+        row = self.conn.execute(
+            "SELECT n.id, n.receiver, n.channel, n.recipient, n.fingerprints FROM attempts a"
+            " JOIN notifications n ON n.id = a.notification_id WHERE a.provider_id = ? ORDER BY a.rowid DESC LIMIT 1",
+            (provider_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "receiver", "channel", "recipient", "fingerprints")
+        return {**dict(zip(keys, row, strict=True)), "fingerprints": json.loads(row[4])}
+
     def last_acknowledgement_id(self) -> int:
         """The newest acknowledgement row id (0 for none): where a starting actor begins polling."""
         return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM acknowledgements").fetchone()[0])

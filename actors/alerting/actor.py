@@ -31,7 +31,9 @@ from pymonitor.store.alert_store import AlertStore, NotificationRecord
 from .alert import AnomalyEvent, CheckResult, Observation
 from .channels.base import Channel
 from .channels.config import build_channel
+from .channels.gammu import GammuConfig, GammuInbox
 from .channels.retry import AttemptRecord, Deliverer
+from .channels.sms_http import StatusUpdate
 from .config import AlertingConfig
 from .errors import AlertConfigError
 from .pipeline import AlertPipeline, Effect, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send
@@ -85,6 +87,13 @@ class ApiReply:
     user: str
     api_key: str
     request: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierStatus:
+    """A delivery status callback from an SMS gateway (already verified by ``StatusCallbacks``)."""
+
+    update: StatusUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +187,10 @@ class AlertingActor(SupervisedActor):
         self._wake: tuple[int, TimerHandle] | None = None
         self._last_ack_id = 0
         self._last_silence_id = 0
+        self.carrier_unknown = 0  # status callbacks about messages we have no record of
+        self._inboxes = [
+            GammuInbox(spec.config.inbox) for spec in config.channels.values() if isinstance(spec.config, GammuConfig)
+        ]
 
     def start_role(self) -> None:
         for name, spec in self.config.channels.items():
@@ -215,6 +228,7 @@ class AlertingActor(SupervisedActor):
             self._run(pipeline.event(message, now))
         elif isinstance(message, Tick):
             self._poll_store(now)
+            self._poll_inboxes(now)
             self._run(pipeline.tick(now))
             self._schedule_tick()
         elif isinstance(message, Wake):
@@ -238,12 +252,15 @@ class AlertingActor(SupervisedActor):
             r = message.record
             assert self.store is not None
             self.store.record_attempt(message.notification_id, r.attempt, r.status, r.detail, r.provider_id, r.at_ms)
+        elif isinstance(message, CarrierStatus):
+            self._carrier_status(message.update, now)
         elif isinstance(message, DeliveryFailed):
             self._run(pipeline.delivery_failed(message.fingerprint, message.receiver, now))
         elif isinstance(message, GetAlertStats):
             return {
                 **asdict(pipeline.counters),
                 "dead_letters": self.dead_letters,
+                "carrier_unknown": self.carrier_unknown,
                 "tracked": pipeline.engine.tracked,
                 "silences": len(pipeline.muter.silences),
             }
@@ -276,6 +293,30 @@ class AlertingActor(SupervisedActor):
                 self.pipeline.silence(silence_of(row, now_ms))
             except AlertConfigError as exc:
                 log.error("silence %s in the store is not usable: %s", row["id"], exc)
+
+    def _poll_inboxes(self, now_ms: int) -> None:
+        """SMS replies a GSM modem (gammu-smsd) put in its inbox."""
+        for inbox in self._inboxes:
+            try:
+                received = inbox.collect()
+            except OSError as exc:
+                log.warning("cannot read the gammu inbox %s: %s", inbox.inbox, exc)
+                continue
+            for sms in received:
+                self._run(self.pipeline.reply_sms(sms.sender, sms.text, now_ms))
+
+    def _carrier_status(self, update: StatusUpdate, now_ms: int) -> None:
+        """Record what the carrier says became of a message; a failure escalates like a failed send."""
+        assert self.store is not None
+        note = self.store.notification_by_provider_id(update.provider_id)
+        if note is None:
+            self.carrier_unknown += 1
+            return
+        detail = f"carrier: {update.carrier_status}" + (f" ({update.error})" if update.error else "")
+        self.store.record_attempt(note["id"], 0, update.status, detail, update.provider_id, now_ms)
+        if update.status == "failed":
+            for fp in note["fingerprints"]:
+                self._run(self.pipeline.delivery_failed(fp, note["receiver"], now_ms))
 
     # -- effects
 
