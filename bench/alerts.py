@@ -37,7 +37,8 @@ from pymonitor.actors.alerting.actor import AlertingActor, EffectRunner, GetAler
 from pymonitor.actors.alerting.alert import Observation, fingerprint
 from pymonitor.actors.alerting.channels import OutgoingMessage, WebhookChannel, WebhookConfig
 from pymonitor.actors.alerting.config import parse_config
-from pymonitor.actors.alerting.pipeline import AlertPipeline, RecordAlerts, Send
+from pymonitor.actors.alerting.effects import RecordAlerts, Send
+from pymonitor.actors.alerting.pipeline import AlertPipeline
 from pymonitor.actors.alerting.sms import encoding, segments
 from pymonitor.actors.runtime.clock import RealClock
 from pymonitor.store.alert_store import AlertStore

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from pymonitor.actors.alerting import AlertConfigError
 from pymonitor.actors.alerting.alert import Alert, AnomalyEvent, CheckResult, Observation, Series
 from pymonitor.actors.alerting.config import AlertingConfig, load_config, parse_config
-from pymonitor.actors.alerting.pipeline import (
-    AlertPipeline,
+from pymonitor.actors.alerting.effects import (
     Deferred,
     Effect,
     Muted,
@@ -24,8 +23,9 @@ from pymonitor.actors.alerting.pipeline import (
     RecordEscalation,
     RecordSilence,
     Send,
-    event_alert,
 )
+from pymonitor.actors.alerting.inputs import event_alert
+from pymonitor.actors.alerting.pipeline import AlertPipeline
 from pymonitor.actors.alerting.render import full_text, push_text, sms_text, subject
 from pymonitor.actors.alerting.silences import Silence
 from pymonitor.actors.alerting.sms import encoding, segments
@@ -514,8 +514,8 @@ def test_actor_feeds_frames_records_effects_and_delivers_through_channels(tmp_pa
         LinkReply,
         SmsReply,
         Tick,
-        observations,
     )
+    from pymonitor.actors.alerting.inputs import observations
     from pymonitor.actors.runtime.clock import SimClock
     from pymonitor.actors.runtime.intake import Inbound
     from pymonitor.broker import topics
@@ -690,7 +690,7 @@ def test_the_documented_example_config_parses() -> None:
 def test_alerting_role_alerts_on_an_event_published_over_mosquitto(broker_address: Any, tmp_path: Path) -> None:
     from conftest import wait_for
 
-    from pymonitor.actors.alerting.actor import AlertingRole
+    from pymonitor.actors.alerting.role import AlertingRole
     from pymonitor.actors.runtime.clock import RealClock
     from pymonitor.actors.runtime.supervisor import Supervisor
     from pymonitor.broker import BridgeOptions, MqttBridge, topics

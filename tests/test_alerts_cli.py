@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from pymonitor.actors.alerting.actor import EffectRunner, silence_of
 from pymonitor.actors.alerting.alert import Observation
 from pymonitor.actors.alerting.config import load_config
-from pymonitor.actors.alerting.pipeline import AlertPipeline, Send
+from pymonitor.actors.alerting.effects import Send
+from pymonitor.actors.alerting.pipeline import AlertPipeline
 from pymonitor.cli.alerts import alerts_app, notify_app
 from pymonitor.store.alert_store import AlertStore
 

@@ -11,20 +11,18 @@ as messages, so only the actor's thread touches the store.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pykka
 
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Accepted, Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
-from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, topics
 from pymonitor.messages import Event, ReadingBatch
 from pymonitor.store.alert_store import AlertStore, NotificationRecord
 
@@ -35,15 +33,16 @@ from .channels.gammu import GammuConfig, GammuInbox
 from .channels.retry import AttemptRecord, Deliverer
 from .channels.sms_http import StatusUpdate
 from .config import AlertingConfig
+from .effects import Effect, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send
 from .errors import AlertConfigError
-from .pipeline import AlertPipeline, Effect, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send
+from .inputs import observations
+from .pipeline import AlertPipeline
 from .silences import Silence
 
 log = logging.getLogger(__name__)
 ALERTING_ACTOR = "alerting"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 TICK_S = 1.0
-SUBSCRIBED_KINDS = ("readings", "events")
 
 Deliver = Callable[[Send, int], None]
 
@@ -363,80 +362,10 @@ class AlertingActor(SupervisedActor):
         self._wake = (due, self.clock.call_later(max(0, due - now_ms) / 1000, lambda: tell_if_alive(ref, Wake())))
 
 
-def observations(batch: ReadingBatch) -> list[Observation]:
-    """The measured values of a reading batch (NaN means not measured and is skipped)."""
-    cols = batch.columns()
-    out: list[Observation] = []
-    for m, metric in enumerate(batch.metrics):
-        column = cols.values[m]
-        for row in range(batch.rows):
-            value = float(column[row])
-            if math.isnan(value):
-                continue
-            device = batch.devices[cols.device_index[row]]
-            out.append(Observation(node=batch.node, device=device, metric=metric, ts_ms=cols.ts_ms[row], value=value))
-    out.sort(key=lambda o: o.ts_ms)
-    return out
-
-
 def silence_of(row: Mapping[str, Any], now_ms: int) -> Silence:
     """A silence row of the store as the muter's ``Silence``."""
     raw = {k: row[k] for k in ("matchers", "starts_ms", "ends_ms", "created_by", "comment")}
     return Silence.parse({**raw, "id": f"store-{row['id']}"}, f"silences(store id {row['id']})", now_ms=now_ms)
-
-
-class AlertingRole:
-    """The alerting actor on a fleet's broker: subscribes to every node's readings and events.
-
-    It reads beside the hub rather than through it, so alerting does not wait for the hub's
-    store. Frames are never acknowledged here (the hub does that); with ``share_group`` several
-    alerting processes split the fleet, which must then be its own group, not the hub's.
-    """
-
-    def __init__(
-        self,
-        *,
-        fleet: str,
-        node: str,
-        config: AlertingConfig,
-        db_path: str | Path,
-        address: BrokerAddress,
-        clock: Clock,
-        supervisor: Supervisor,
-        share_group: str | None = None,
-        ca_file: str | None = None,
-    ) -> None:
-        self.config, self.db_path, self.clock, self.supervisor = config, Path(db_path), clock, supervisor
-        self.frames_dropped = 0
-        options = BridgeOptions(
-            client_id=f"{fleet}.{node}",
-            subscriptions=[topics.fleet_filter(fleet, kind, share_group=share_group) for kind in SUBSCRIBED_KINDS],
-            ca_file=ca_file,
-        )
-        self.bridge = MqttBridge(address, options, self._on_frame)
-
-    def _on_frame(self, topic: str, payload: bytes) -> None:
-        if not self.supervisor.tell(ALERTING_ACTOR, Inbound(topic, payload)):
-            self.frames_dropped += 1
-
-    def start(self) -> AlertingRole:
-        def factory(sup: Supervisor) -> pykka.ActorRef[Any]:
-            return AlertingActor.start(sup, self.config, self.db_path, self.clock)
-
-        self.supervisor.start(ALERTING_ACTOR, factory)
-        self.bridge.start()
-        return self
-
-    def stats(self, timeout_s: float = 10.0) -> dict[str, Any]:
-        ref = self.supervisor.ref(ALERTING_ACTOR)
-        stats = {} if ref is None else cast("dict[str, Any]", ref.ask(GetAlertStats(), timeout=timeout_s))
-        return {**stats, "frames_dropped": self.frames_dropped}
-
-    def stop(self) -> None:
-        self.bridge.stop()
-        ref = self.supervisor.ref(ALERTING_ACTOR)
-        if ref is not None and ref.is_alive():
-            ref.stop(block=True, timeout=30)
 
 
 def start_alerting(

@@ -24,15 +24,16 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pymonitor.messages import Event
 
-from .alert import Alert, AnomalyEvent, CheckResult, Observation, Severity, fingerprint
+from .alert import Alert, AnomalyEvent, CheckResult, Observation
 from .channels.base import OutgoingMessage
 from .config import AlertingConfig
+from .effects import Deferred, Effect, Muted, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send, SendKind
 from .escalation import EXHAUSTED, EscalationStep, Escalator
 from .grouping import Notification, NotificationScheduler
+from .inputs import event_alert
 from .matchers import Matcher
 from .render import render, sms_text, subject, worst
 from .replies import Ack, AlertCodebook, ReplyHandler, ReplyOutcome, StatusRequest
@@ -41,74 +42,6 @@ from .rules import RuleEngine
 from .schedule import BusinessHours, Deferral, is_emergency
 from .silences import Muter, Silence
 from .sms import SmsRateLimiter
-
-SendKind = Literal["notification", "digest", "escalation", "status"]
-EVENT_SEVERITY: Mapping[str, Severity] = {
-    "info": "info",
-    "warning": "warning",
-    "error": "critical",
-    "critical": "critical",
-}
-"""An ``event.v1`` severity as an alert severity; ``debug`` events never alert."""
-RESOLVING_EVENT_STATES = frozenset({"resolved", "ok", "cleared"})
-"""An event with ``labels.state`` in these resolves the alert of the same kind and subject."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordAlerts:
-    alerts: tuple[Alert, ...]
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Muted:
-    alert: Alert
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Deferred:
-    alert: Alert
-    until_ms: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Send:
-    """Hand ``message`` to ``receiver``'s channel; ``rate_limited`` ones are recorded, not sent."""
-
-    message: OutgoingMessage
-    receiver: str
-    channel: str
-    group_key: str
-    kind: SendKind
-    at_ms: int
-    rate_limited: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordEscalation:
-    step: EscalationStep
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordSilence:
-    """A silence asked for by a reply: keep it in the store so it outlives a restart."""
-
-    silence: Silence
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordAck:
-    fingerprint: str
-    action: str
-    by: str
-    via: str
-    accepted: bool
-    detail: str
-    at_ms: int
-
-
-Effect = RecordAlerts | Muted | Deferred | Send | RecordEscalation | RecordAck | RecordSilence
 
 
 @dataclass(slots=True, kw_only=True)
@@ -461,31 +394,4 @@ def _silence_for(alert: Alert, request: SilenceRequest, now_ms: int) -> Silence:
         ends_ms=now_ms + request.duration_ms,
         created_by=request.by,
         comment=f"silenced by reply for {request.duration_ms // 60_000} min",
-    )
-
-
-def event_alert(event: Event, site: str | None = None) -> Alert | None:
-    """``event.v1`` as an alert: rule ``event.<kind>``, subject node/source, resolved by ``labels.state``;
-    ``site`` (the node's, from config) is a label unless the event names its own."""
-    severity = EVENT_SEVERITY.get(event.severity)
-    if severity is None:
-        return None
-    labels = {k: v for k, v in event.labels.items() if k != "state"}
-    labels["node"] = event.node
-    if site and "site" not in labels:
-        labels["site"] = site
-    if event.source:
-        labels["device"] = event.source
-    rule = f"event.{event.kind}"
-    resolved = event.labels.get("state", "").lower() in RESOLVING_EVENT_STATES
-    return Alert(
-        fingerprint=fingerprint(rule, labels),
-        rule=rule,
-        labels=labels,
-        severity=severity,
-        state="resolved" if resolved else "firing",
-        summary=event.message or event.kind,
-        value=event.value,
-        starts_ms=event.ts_ms,
-        ends_ms=event.ts_ms if resolved else None,
     )
