@@ -23,7 +23,12 @@ saying so, never a date.
 
 Scored by ``bench/fleet_battery.py``: a forecast is *within 15%* when |p50 - true days-to-empty| <=
 0.15 * true days-to-empty, over every device whose true days-to-empty at forecast time is between 1
-and 30 days (a device without a forecast counts as a miss).
+and 30 days (a device without a forecast counts as a miss). Measured on held-out seeds 101-105
+(10,000 devices each): 58-60 % (Li-ion 82-84 %, Li-SOCl2 61-65 %, alkaline 27-33 %), median error
+1.5 days, the truth inside p10..p90 for 83-86 %. What limits it: in its last month a slowly drained
+cell loses ~1 % of charge, 10-20 mV, about what one cold night or an unknown few-mV cell offset is
+worth, so which night browns it out is weather. Without weather and cell offsets the same code
+scores ~80 % (seed 1).
 """
 
 from __future__ import annotations
