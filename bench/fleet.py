@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +69,79 @@ SMALL = {"devices": 300, "gateways": 20, "days": 30, "hours": 12}
 # --- the query fleet ---------------------------------------------------------------------------
 
 
+class StoreWriter:
+    """Direct inserts into a real hub store (devices, metrics, readings, inventory, events), one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = HubStore(path)
+        self.conn = self.store.conn
+        self.conn.execute("BEGIN")
+        self._devices: dict[str, int] = {}
+        self._metrics: dict[str, int] = {}
+
+    def device_ids(self, names: Sequence[str]) -> list[int]:
+        new = [n for n in dict.fromkeys(names) if n not in self._devices]
+        start = len(self._devices) + 1
+        self.conn.executemany("INSERT INTO devices(id, name) VALUES (?, ?)", enumerate(new, start))
+        self._devices.update((n, start + k) for k, n in enumerate(new))
+        return [self._devices[n] for n in names]
+
+    def readings(self, metric: str, devices: Sequence[str], ts_ms: Sequence[int], values: Sequence[float]) -> None:
+        """One metric's readings, row by row (``devices[i]`` at ``ts_ms[i]``)."""
+        if metric not in self._metrics:
+            self._metrics[metric] = len(self._metrics) + 1
+            self.conn.execute("INSERT INTO metrics(id, name) VALUES (?, ?)", (self._metrics[metric], metric))
+        ids = self.device_ids(devices)
+        self.conn.executemany(
+            "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq) VALUES (?, ?, ?, ?, 0)",
+            zip(ids, [self._metrics[metric]] * len(ids), ts_ms, values, strict=True),
+        )
+
+    def inventory(self, rows: Sequence[dict[str, Any]], updated_ms: int = 0) -> None:
+        """Rows with device, gateway, site and optionally location, battery_type, model, firmware, labels."""
+        ids = self.device_ids([r["device"] for r in rows])
+        self.conn.executemany(
+            "INSERT INTO inventory(device_id, gateway, site, location, battery_type, model, firmware, labels,"
+            " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    i,
+                    r["gateway"],
+                    r["site"],
+                    r.get("location"),
+                    r.get("battery_type"),
+                    r.get("model"),
+                    r.get("firmware"),
+                    orjson.dumps(r.get("labels", {})).decode(),
+                    updated_ms,
+                )
+                for i, r in zip(ids, rows, strict=True)
+            ],
+        )
+
+    def events(self, kind: str, rows: Sequence[tuple[str, int, dict[str, Any]]]) -> None:
+        """Events of one kind: (source, ts_ms, details) each."""
+        self.conn.executemany(
+            "INSERT INTO events(node, ts_ms, received_ms, kind, severity, source, message, labels, details)"
+            " VALUES ('bench', ?, ?, ?, 'info', ?, '', '{}', ?)",
+            [(ts, ts, kind, source, orjson.dumps(details).decode()) for source, ts, details in rows],
+        )
+
+    def close(self) -> None:
+        self.conn.execute("COMMIT")
+        self.store.close()
+
+
 def build_store(path: Path, seed: int, devices: int, days: int) -> dict[str, Any]:
     """A seeded fleet's history and inventory written into a hub store at ``path``; what went in."""
     scenario = BatteryScenario.generate(seed, devices=devices, days=days, extra_days=60)
     rng = np.random.default_rng(seed + 7_000)
     meta, h = scenario.meta, scenario.history
     n = len(meta.devices)
-    store = HubStore(path)
-    conn = store.conn
-    conn.execute("BEGIN")
-    conn.executemany("INSERT INTO devices(id, name) VALUES (?, ?)", enumerate(meta.devices, 1))
-    conn.executemany("INSERT INTO metrics(id, name) VALUES (?, ?)", enumerate((*METRICS, "failure"), 1))
+    w = StoreWriter(path)
     rows, cols = np.nonzero(h.present & np.isfinite(h.voltage) & np.isfinite(h.temp_c))
-    ts = h.ts_ms[rows, cols]
+    names = [meta.devices[i] for i in rows.tolist()]
+    ts = h.ts_ms[rows, cols].tolist()
     location_rh = rng.uniform(35.0, 75.0, n)
     machine = rng.random(n) < 0.1
     values = {
@@ -90,64 +150,45 @@ def build_store(path: Path, seed: int, devices: int, days: int) -> dict[str, Any
         "humidity_pct": np.clip(location_rh[rows] + rng.normal(0, 2.0, rows.shape), 1.0, 99.0),
         "vibration_g": np.abs(np.where(machine[rows], 0.3, 0.02) + rng.normal(0, 0.01, rows.shape)),
     }
-    seq = np.arange(rows.shape[0], dtype=np.int64)
-    for metric_id, metric in enumerate(METRICS, 1):
-        conn.executemany(
-            "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq) VALUES (?, ?, ?, ?, ?)",
-            zip(
-                (rows + 1).tolist(),
-                [metric_id] * rows.shape[0],
-                ts.tolist(),
-                values[metric].tolist(),
-                seq.tolist(),
-                strict=True,
-            ),
-        )
-    failed = rng.random(n) < np.where(machine, 0.08, 0.02)
-    fail_ts = scenario.start_ms + rng.integers(0, days * DAY_MS, n)
-    conn.executemany(
-        "INSERT INTO readings(device_id, metric_id, ts_ms, value, device_seq) VALUES (?, ?, ?, 1.0, 0)",
-        [(i + 1, len(METRICS) + 1, int(fail_ts[i])) for i in np.flatnonzero(failed).tolist()],
-    )
+    for metric in METRICS:
+        w.readings(metric, names, ts, values[metric].tolist())
+    failed = np.flatnonzero(rng.random(n) < np.where(machine, 0.08, 0.02))
+    fail_ts = scenario.start_ms + rng.integers(0, days * DAY_MS, failed.shape[0])
+    w.readings("failure", [meta.devices[i] for i in failed.tolist()], fail_ts.tolist(), [1.0] * failed.shape[0])
     sites = sorted(set(meta.sites))
     site_pos = {s: i for i, s in enumerate(sites)}
     gateway = [f"gw-{s}" for s in meta.sites]  # one gateway per site; each device also hears the next site's
     neighbour = [f"gw-{sites[(site_pos[s] + 1) % len(sites)]}" for s in meta.sites]
-    reach = [f"{gateway[i]}:0.9 {neighbour[i]}:{q:.2f}" for i, q in enumerate(rng.uniform(0.4, 0.8, n).tolist())]
-    conn.executemany(
-        "INSERT INTO inventory(device_id, gateway, site, location, battery_type, model, firmware, labels, updated_ms)"
-        " VALUES (?, ?, ?, ?, ?, 'TH-200', '1.3.1', ?, ?)",
+    quality = rng.uniform(0.4, 0.8, n).tolist()
+    w.inventory(
         [
-            (
-                i + 1,
-                gateway[i],
-                meta.sites[i],
-                meta.locations[i],
-                meta.chemistries[i],
-                orjson.dumps({"criticality": str(int(meta.criticality[i])), "reach": reach[i]}).decode(),
-                scenario.start_ms,
-            )
+            {
+                "device": meta.devices[i],
+                "gateway": gateway[i],
+                "site": meta.sites[i],
+                "location": meta.locations[i],
+                "battery_type": meta.chemistries[i],
+                "model": "TH-200",
+                "firmware": "1.3.1",
+                "labels": {
+                    "criticality": str(int(meta.criticality[i])),
+                    "reach": f"{gateway[i]}:0.9 {neighbour[i]}:{quality[i]:.2f}",
+                },
+            }
             for i in range(n)
         ],
+        updated_ms=scenario.start_ms,
     )
     hash_of = {"1.3.1": "h131", "1.4.3": "h143", "1.4.4-dev.1": "hdev"}
-    changed = rng.random(n) < 0.01
+    changed = np.flatnonzero(rng.random(n) < 0.01).tolist()
     reports = [(d, scenario.start_ms + 60_000, "1.3.1") for d in meta.devices]
-    reports += [
-        (meta.devices[i], scenario.now_ms - HOUR_MS, "1.4.4-dev.1" if i % 3 == 0 else "1.4.3")
-        for i in np.flatnonzero(changed).tolist()
-    ]
-    conn.executemany(
-        "INSERT INTO events(node, ts_ms, received_ms, kind, severity, source, message, labels, details)"
-        " VALUES ('bench', ?, ?, 'firmware.report', 'info', ?, '', '{}', ?)",
-        [(t, t, d, orjson.dumps({"version": v, "image_hash": hash_of[v]}).decode()) for d, t, v in reports],
-    )
-    conn.execute("COMMIT")
-    store.close()
+    reports += [(meta.devices[i], scenario.now_ms - HOUR_MS, "1.4.4-dev.1" if i % 3 == 0 else "1.4.3") for i in changed]
+    w.events("firmware.report", [(d, t, {"version": v, "image_hash": hash_of[v]}) for d, t, v in reports])
+    w.close()
     return {
         "devices": n,
         "days": days,
-        "readings": int(rows.shape[0]) * len(METRICS) + int(failed.sum()),
+        "readings": int(rows.shape[0]) * len(METRICS) + int(failed.shape[0]),
         "firmware_reports": len(reports),
         "now_ms": scenario.now_ms,
         "devices_names": meta.devices,
@@ -187,7 +228,7 @@ def time_queries(path: Path, now_ms: int, repeats: int) -> dict[str, Any]:
 
 
 def _batches(devices: tuple[str, ...], now_ms: int, rows: int, seq: int, rng: np.random.Generator) -> ReadingBatch:
-    pick = rng.choice(len(devices), rows, replace=False)
+    pick = rng.choice(len(devices), rows, replace=rows > len(devices))
     names = [devices[i] for i in pick.tolist()]
     return ReadingBatch.build(
         node="bench-gw",
@@ -227,7 +268,35 @@ def live(
         with lock:
             raised.append(event)
 
-    roles = FleetRoles(supervisor, clock, store_roles(path, "bench"), sink, analyse_every_s=analyse_every_s).start()
+    roles = FleetRoles(supervisor, clock, store_roles(path, "bench"), sink, analyse_every_s=analyse_every_s)
+    try:
+        roles.start()
+        measured = _feed(roles, devices, seconds, rate, seed, clock)
+        burst = _burst(roles, devices, clock.now_ms(), np.random.default_rng(seed + 1))
+        stats = roles.stats()
+    finally:
+        roles.stop()
+        supervisor.stop_all()
+        clock.stop()
+    growth = measured.pop("growth")
+    return {
+        "live_backlog_growth": max(growth.values()),
+        "live_feed": "real time (not accelerated), paced in 10 batches/s",
+        **measured,
+        "live_growth_by_role": growth,
+        "live_dropped_by_role": {n: s["dropped_readings"] for n, s in stats.items() if isinstance(s, dict)},
+        "live_peak_depth_by_role": {n: s["peak_readings"] for n, s in stats.items() if isinstance(s, dict)},
+        "live_failures_by_role": {n: s.get("failures", 0) for n, s in stats.items() if isinstance(s, dict)},
+        "live_events_raised": len(raised),
+        "live_event_kinds": sorted({e.kind for e in raised}),
+        "drain_readings_per_s_by_role": burst,
+    }
+
+
+def _feed(
+    roles: FleetRoles, devices: tuple[str, ...], seconds: float, rate: int, seed: int, clock: RealClock
+) -> dict[str, Any]:
+    """Offer ``rate`` readings/s for ``seconds``; sample every inbox's depth at each tick."""
     rng = np.random.default_rng(seed)
     ticks_per_s = 10
     rows = max(1, rate // len(METRICS) // ticks_per_s)
@@ -248,29 +317,15 @@ def live(
             next_tick += 1 / ticks_per_s
         time.sleep(max(0.0, min(next_tick - time.perf_counter(), 0.05)))
     spent = time.perf_counter() - start
-    cpu = own_cpu_s() - cpu0
     growth = {}
     for name, inbox in roles.inboxes.items():
         t, depth = samples[name]
         growth[name] = round(max(0.0, _slope(t, depth)) + inbox.stats.dropped_readings / spent, 2)
-    burst = _burst(roles, devices, clock.now_ms(), rng)
-    stats = roles.stats()
-    roles.stop()
-    supervisor.stop_all()
-    clock.stop()
     return {
-        "live_backlog_growth": max(growth.values()),
-        "live_feed": "real time (not accelerated), paced in 10 batches/s",
+        "growth": growth,
         "live_readings_per_s": round(seq * rows * len(METRICS) / spent),
         "live_s": round(spent, 1),
-        "live_cpu_s": round(cpu, 2),
-        "live_growth_by_role": growth,
-        "live_dropped_by_role": {n: s["dropped_readings"] for n, s in stats.items() if isinstance(s, dict)},
-        "live_peak_depth_by_role": {n: s["peak_readings"] for n, s in stats.items() if isinstance(s, dict)},
-        "live_failures_by_role": {n: s.get("failures", 0) for n, s in stats.items() if isinstance(s, dict)},
-        "live_events_raised": len(raised),
-        "live_event_kinds": sorted({e.kind for e in raised}),
-        "drain_readings_per_s_by_role": burst,
+        "live_cpu_s": round(own_cpu_s() - cpu0, 2),
     }
 
 
@@ -287,17 +342,18 @@ def _report(device: str, now_ms: int) -> Event:
 
 
 def _burst(roles: FleetRoles, devices: tuple[str, ...], now_ms: int, rng: np.random.Generator) -> dict[str, int]:
-    """Offer 100,000 readings at once; each role's drain rate (readings/s) until its inbox is empty."""
+    """Offer 100,000 readings at once; each reading role's drain rate (readings/s) until its inbox is empty."""
+    readers = [name for name in roles.inboxes if name != "firmware"]  # firmware takes reports, not readings
     start = time.perf_counter()
     for seq in range(100):
         roles.offer(_batches(devices, now_ms, 250, 10_000 + seq, rng))
+    total = 100 * 250 * len(METRICS)
     done: dict[str, int] = {}
     deadline = start + 120
-    while len(done) < len(roles.inboxes) and time.perf_counter() < deadline:
-        for name, inbox in roles.inboxes.items():
-            if name not in done and inbox.depth == 0 and name != "firmware":
-                done[name] = round(100 * 250 * len(METRICS) / max(time.perf_counter() - start, 1e-6))
-        done.setdefault("firmware", 0)  # firmware takes no readings
+    while len(done) < len(readers) and time.perf_counter() < deadline:
+        for name in readers:
+            if name not in done and roles.inboxes[name].depth == 0:
+                done[name] = round(total / max(time.perf_counter() - start, 1e-6))
         time.sleep(0.005)
     return done
 

@@ -41,9 +41,9 @@ class CalibrationOptions:
 
 def analyse(data: FleetData, now_ms: int, options: CalibrationOptions) -> tuple[DriftResult, list[str], int]:
     """Drift verdict of every sensor (device, metric), the sensors' metrics, and sensors the inventory lacks."""
-    until = now_ms + 1
     hours = max(math.ceil(options.days * 24), 1)
-    since = until - hours * HOUR_MS
+    since = now_ms - (hours - 1) * HOUR_MS  # the last hourly bin is the one ``now_ms`` falls in
+    until = since + hours * HOUR_MS
     inv = data.inventory()
     where = {d: (loc or site) for d, loc, site in zip(inv.device, inv.location, inv.site, strict=True)}
     devices: list[str] = []

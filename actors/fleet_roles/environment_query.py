@@ -55,10 +55,10 @@ def _vibration(data: FleetData, since: int, until: int) -> Series:
 
 def analysis(data: FleetData, now_ms: int, options: EnvironmentOptions) -> tuple[EnvironmentReport, dict[str, int]]:
     """The core's report over the inventoried devices, and what was left out."""
-    until = now_ms + 1
-    since = until - round(options.days * DAY_MS)
     bin_ms = max(round(options.bin_hours * HOUR_MS), 1)
-    bins = max(math.ceil((until - since) / bin_ms), 1)
+    bins = max(math.ceil(options.days * DAY_MS / bin_ms), 1)
+    since = now_ms - (bins - 1) * bin_ms  # the last bin is the one ``now_ms`` falls in
+    until = since + bins * bin_ms
     inv = data.inventory()
     devices = inv.device
     sites, site_code = inv.codes("site")

@@ -45,5 +45,5 @@ Item = Readings | Event
 
 
 def size(item: Item) -> int:
-    """Readings an item counts for in a bounded inbox (an event counts as one)."""
-    return item.rows if isinstance(item, Readings) else 1
+    """Readings (row x metric cells) an item counts for in a bounded inbox; an event counts as one."""
+    return item.rows * len(item.metrics) if isinstance(item, Readings) else 1

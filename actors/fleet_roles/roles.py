@@ -178,7 +178,7 @@ class GatewaysRole(LiveRole):
         return isinstance(item, Readings)  # every uplink is traffic
 
     def _readings(self, item: Readings) -> None:
-        self.counts["readings"] += item.rows
+        self.counts["rows"] += item.rows
         self.counts["uplinks"] += int(np.unique(item.device_index * (1 << 42) + item.ts_ms).shape[0])
 
     def events(self, answer: dict[str, Any], now_ms: int) -> list[Event]:
