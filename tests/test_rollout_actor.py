@@ -220,6 +220,19 @@ def test_config_requires_a_signing_key_with_a_rollouts_db() -> None:
     assert config.hub is not None and config.hub.rollouts_db == "r.db"
 
 
+def test_node_with_an_unreadable_signing_key_refuses_to_start_before_starting_anything(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "node": {"name": "hub"},
+            "broker": {"url": "mqtt://127.0.0.1:1"},
+            "hub": {"db": str(tmp_path / "hub.db"), "rollouts_db": "r.db", "signing_key": str(tmp_path / "no.key")},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"\[hub\]\.signing_key: .*no\.key: cannot read"):
+        start_node(config)
+    assert not (tmp_path / "hub.db").exists()
+
+
 # ---------------------------------------------------------------- end to end over mosquitto
 
 N_DEVICES, N_GATEWAYS = 50, 5

@@ -18,11 +18,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from pymonitor.actors.hub import HubRole
 from pymonitor.actors.hub.retention import RetentionSettings
 from pymonitor.actors.rollout.actor import NodeDirectory, RolloutRole, RolloutSettings
 from pymonitor.broker import RunningBroker, parse_broker_url, start_broker
 from pymonitor.deploy import NodeConfig
+from pymonitor.deploy.config import ConfigError
 
 from .clock import RealClock
 from .limits import raise_open_file_limit
@@ -81,6 +84,7 @@ class RunningNode:
 
 def start_node(config: NodeConfig) -> RunningNode:
     """Start everything the config asks for."""
+    rollout_key = _rollout_key(config)  # first: a missing key file must not leave half a node running
     clock = RealClock(speed=config.clock.speed, start_ms=config.clock.start_ms)
     supervisor = Supervisor(clock)
     broker: RunningBroker | None = None
@@ -145,21 +149,28 @@ def start_node(config: NodeConfig) -> RunningNode:
             summary=config.summary,
             summary_keep_days=s.summary_keep_days,
         )
-        if config.hub is not None and config.hub.rollouts_db is not None:
-            hosts = _equip_for_rollouts(node.fleet.settings, config.hub.signing_key)
+        if rollout_key is not None:  # the hub's own simulated gateways answer its rollouts, trusting its key
+            from pymonitor.actors.configsync import trusted_keys
+            from pymonitor.simulators.rollout_agent import equip_gateways
+
+            hosts = equip_gateways(node.fleet.settings, trusted_keys([rollout_key.public_key()]))
         node.fleet.start()
-    if config.hub is not None and config.hub.rollouts_db is not None:
-        node.rollouts = _start_rollouts(config, node, address, hosts)
+    if rollout_key is not None:
+        node.rollouts = _start_rollouts(config, node, address, hosts, rollout_key)
     return node
 
 
-def _equip_for_rollouts(gateways: list[Any], key_path: str | None) -> dict[str, str]:
-    """Simulated gateways of the hub's own node answer its rollouts, trusting its key."""
-    from pymonitor.actors.configsync import load_private_key, trusted_keys
-    from pymonitor.simulators.rollout_agent import equip_gateways
+def _rollout_key(config: NodeConfig) -> Ed25519PrivateKey | None:
+    """The hub's signing key when it runs rollouts; a key file that does not load is a config error."""
+    from pymonitor.actors.configsync import ConfigSyncError, load_private_key
 
-    assert key_path is not None  # parse_config requires it with rollouts_db
-    return equip_gateways(gateways, trusted_keys([load_private_key(key_path).public_key()]))
+    h = config.hub
+    if h is None or h.rollouts_db is None or h.signing_key is None:
+        return None
+    try:
+        return load_private_key(h.signing_key)
+    except ConfigSyncError as exc:
+        raise ConfigError(f"[hub].signing_key: {exc}") from None
 
 
 def hub_inventory_hosts(db_path: str) -> dict[str, str]:
@@ -177,18 +188,18 @@ def hub_inventory_hosts(db_path: str) -> dict[str, str]:
         conn.close()
 
 
-def _start_rollouts(config: NodeConfig, node: RunningNode, address: Any, simulated: dict[str, str]) -> RolloutRole:
-    from pymonitor.actors.configsync import load_private_key
-
+def _start_rollouts(
+    config: NodeConfig, node: RunningNode, address: Any, simulated: dict[str, str], key: Ed25519PrivateKey
+) -> RolloutRole:
     h = config.hub
-    assert h is not None and h.rollouts_db is not None and h.signing_key is not None
+    assert h is not None and h.rollouts_db is not None
     directory = NodeDirectory(lambda: {**hub_inventory_hosts(h.db), **simulated}, node.clock.now_ms)
     settings = RolloutSettings(
         fleet=config.node.fleet,
         node=config.node.name,
         db_path=Path(h.rollouts_db),
         node_of=directory,
-        key=load_private_key(h.signing_key),
+        key=key,
         ca_file=config.broker.ca_file,
     )
     return RolloutRole(settings, address=address, clock=node.clock, supervisor=node.supervisor).start()
