@@ -115,6 +115,8 @@ def history(
             typer.echo(f"    {ack['action']} by {ack['by']} via {ack['via']} at {_when(ack['ts_ms'])}: {ack['detail']}")
         for step in row["escalations"]:
             typer.echo(f"    escalation {step['chain']} level {step['level'] + 1}: {step['reason']}")
+        for quiet in row["suppressions"]:
+            typer.echo(f"    {quiet['kind']} at {_when(quiet['ts_ms'])}: {quiet['reason']}")
 
 
 @alerts_app.command("ack")

@@ -1,5 +1,6 @@
-"""The alert history: every alert transition, notification, delivery attempt, acknowledgement and
-escalation step, kept so ``pymonitor alerts history`` can answer "what happened and who knew".
+"""The alert history: every alert transition, notification, delivery attempt, acknowledgement,
+escalation step and suppression (muted or deferred, and why), kept so ``pymonitor alerts history``
+can answer "what happened and who knew".
 
 One SQLite file (WAL) owned by the alerting actor. Nothing is summarised away: a storm of
 10,000 alerts is 10,000 ``alerts`` rows even when it became three notifications, and each
@@ -49,7 +50,26 @@ ALERT_STORE_MIGRATIONS = (
                 created_by TEXT NOT NULL, comment TEXT NOT NULL, created_ms INTEGER NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        (
+            """CREATE TABLE suppressions (
+                id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
+                until_ms INTEGER, ts_ms INTEGER NOT NULL)""",
+            "CREATE INDEX suppressions_fingerprint ON suppressions (fingerprint, id)",
+        ),
+    ),
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suppression:
+    """Why an alert did not notify when it fired: muted (silence, window, inhibition) or deferred to a digest."""
+
+    fingerprint: str
+    kind: str  # "muted" | "deferred"
+    reason: str
+    until_ms: int | None = None  # deferred: when the digest goes out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +113,16 @@ class AlertStore:
                     for a in alerts
                 ),
             )  # fmt: skip
+
+    def record_suppressions(self, rows: Sequence[Suppression], ts_ms: int) -> None:
+        """A batch of "did not notify, and why", in one transaction (a silenced storm is many rows)."""
+        if not rows:
+            return
+        with transaction(self.conn):
+            self.conn.executemany(
+                "INSERT INTO suppressions (fingerprint, kind, reason, until_ms, ts_ms) VALUES (?, ?, ?, ?, ?)",
+                ((r.fingerprint, r.kind, r.reason, r.until_ms, ts_ms) for r in rows),
+            )
 
     def record_notification(self, record: NotificationRecord) -> int:
         """The notification's id, for its delivery attempts."""
@@ -203,6 +233,7 @@ class AlertStore:
             item["notifications"] = self.notifications_of(item["fingerprint"])
             item["acknowledgements"] = self._of("acknowledgements", item["fingerprint"])
             item["escalations"] = self._of("escalations", item["fingerprint"])
+            item["suppressions"] = self._of("suppressions", item["fingerprint"])
         return out
 
     def notifications_of(self, fingerprint: str) -> list[dict[str, Any]]:
@@ -262,7 +293,7 @@ class AlertStore:
 
     def counts(self) -> dict[str, int]:
         """Rows per table: alerts recorded, notifications made, attempts, acknowledgements, escalations."""
-        tables = ("alerts", "notifications", "attempts", "acknowledgements", "escalations", "silences")
+        tables = ("alerts", "notifications", "attempts", "acknowledgements", "escalations", "silences", "suppressions")
         return {t: int(self.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
     def fingerprints_recorded(self) -> set[str]:

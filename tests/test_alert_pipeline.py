@@ -312,6 +312,14 @@ def test_off_hours_warning_waits_for_the_morning_digest_and_emergencies_page() -
     )
     deferred = of(effects, Deferred)
     assert [d.until_ms for d in deferred] == [TUE_08H, TUE_08H]
+    from pymonitor.actors.alerting.actor import suppression
+
+    kept = suppression(deferred[0])
+    assert (kept.kind, kept.until_ms, kept.reason) == (
+        "deferred",
+        TUE_08H,
+        "off hours, not an emergency: waits for the digest",
+    )
     assert p.next_due_ms() == TUE_08H
     # a critical at night pages at once (group_wait 1 ms)
     p.observe([obs("t1", "temp_c", 99, MON_23H)], MON_23H)

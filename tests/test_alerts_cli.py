@@ -152,6 +152,18 @@ def test_history_shows_notifications_with_attempts(db: Path) -> None:
     assert bad.exit_code == 2 and "--since" in bad.output
 
 
+def test_history_says_why_an_alert_did_not_notify(tmp_path: Path, config_file: Path) -> None:
+    path = tmp_path / "quiet.db"
+    store = AlertStore(path)
+    pipeline = AlertPipeline(load_config(config_file, now_ms=NOW))
+    runner_ = EffectRunner(store, lambda send, nid: None)
+    quiet = Observation(node="gw1", device="t1", metric="temp_c", ts_ms=NOW, value=95, site="Quiet")
+    runner_.run(pipeline.observe([quiet], NOW))
+    store.close()
+    out = runner.invoke(alerts_app, ["history", "--db", str(path)]).output
+    assert "muted at" in out and "silenced by static (ops: decommissioned)" in out
+
+
 def test_ack_by_prefix_is_recorded_and_the_actor_picks_it_up(db: Path) -> None:
     fp = fingerprint_in(db)
     result = runner.invoke(alerts_app, ["ack", fp[:6], "--db", str(db), "--by", "alice"])

@@ -24,7 +24,7 @@ from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Accepted, Inbound, accept
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
 from pymonitor.messages import Event, ReadingBatch
-from pymonitor.store.alert_store import AlertStore, NotificationRecord
+from pymonitor.store.alert_store import AlertStore, NotificationRecord, Suppression
 
 from .alert import AnomalyEvent, CheckResult, Observation
 from .channels.base import Channel
@@ -33,7 +33,7 @@ from .channels.gammu import GammuConfig, GammuInbox
 from .channels.retry import AttemptRecord, Deliverer
 from .channels.sms_http import StatusUpdate
 from .config import AlertingConfig
-from .effects import Effect, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send
+from .effects import Deferred, Effect, Muted, RecordAck, RecordAlerts, RecordEscalation, RecordSilence, Send
 from .errors import AlertConfigError
 from .inputs import observations
 from .pipeline import AlertPipeline
@@ -120,8 +120,13 @@ class EffectRunner:
         self.deliver = deliver
 
     def run(self, effects: Sequence[Effect]) -> None:
+        quiet: list[Suppression] = []  # recorded in one batch: a silenced storm is thousands
+        at_ms = 0
         for effect in effects:
-            if isinstance(effect, RecordAlerts):
+            if isinstance(effect, Muted | Deferred):
+                quiet.append(suppression(effect))
+                at_ms = effect.at_ms
+            elif isinstance(effect, RecordAlerts):
                 self.store.record_alerts(effect.alerts, effect.at_ms)
             elif isinstance(effect, Send):
                 self._send(effect)
@@ -135,7 +140,7 @@ class EffectRunner:
                 m = effect.silence
                 matchers = [str(x) for x in m.matchers]
                 self.store.add_silence(matchers, m.starts_ms, m.ends_ms, m.created_by, m.comment, m.starts_ms)
-            # Muted and Deferred: the alert is recorded already; the shell only logs them.
+        self.store.record_suppressions(quiet, at_ms)
 
     def _send(self, send: Send) -> None:
         message = send.message
@@ -360,6 +365,13 @@ class AlertingActor(SupervisedActor):
             self._wake[1].cancel()
         ref = self.actor_ref
         self._wake = (due, self.clock.call_later(max(0, due - now_ms) / 1000, lambda: tell_if_alive(ref, Wake())))
+
+
+def suppression(effect: Muted | Deferred) -> Suppression:
+    if isinstance(effect, Muted):
+        return Suppression(fingerprint=effect.alert.fingerprint, kind="muted", reason=effect.reason)
+    reason = "off hours, not an emergency: waits for the digest"
+    return Suppression(fingerprint=effect.alert.fingerprint, kind="deferred", reason=reason, until_ms=effect.until_ms)
 
 
 def silence_of(row: Mapping[str, Any], now_ms: int) -> Silence:

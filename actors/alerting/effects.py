@@ -27,6 +27,7 @@ class Muted:
 
     alert: Alert
     reason: str
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +36,7 @@ class Deferred:
 
     alert: Alert
     until_ms: int
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

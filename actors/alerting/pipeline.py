@@ -218,7 +218,7 @@ class AlertPipeline:
                 if reason is not None:
                     self.counters.muted += 1
                     self._muted[alert.fingerprint] = alert
-                    effects.append(Muted(alert=alert, reason=reason))
+                    effects.append(Muted(alert=alert, reason=reason, at_ms=now_ms))
                     continue
                 self._muted.pop(alert.fingerprint, None)
                 self._firing[alert.fingerprint] = alert
@@ -238,7 +238,7 @@ class AlertPipeline:
         if until > now_ms:
             self.counters.deferred += 1
             self._deferred.add(alert.fingerprint)
-            effects.append(Deferred(alert=alert, until_ms=until))
+            effects.append(Deferred(alert=alert, until_ms=until, at_ms=now_ms))
             return
         self._deferred.discard(alert.fingerprint)
         if alert.state == "firing":
