@@ -77,16 +77,27 @@ def run(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    """``pymonitor bench fleet_calibration``: all seeds' results and the headline range, one JSON object."""
+    parser = argparse.ArgumentParser(prog="fleet_calibration", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seed", type=int, nargs="+", default=[101, 102, 103, 104, 105])
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=30)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    results = []
     for seed in args.seed:
         progress(f"fleet_calibration seed {seed}")
-        emit_result(run(seed, args.devices, args.days))
+        results.append(run(seed, args.devices, args.days))
+    summary: dict[str, Any] = {"bench": "fleet_calibration", "seeds": args.seed}
+    for key in (
+        "drift_recall_2pct",
+        "drift_false_alarm_rate",
+    ):
+        values = [r[key] for r in results]
+        summary[key] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 4)}
+    emit_result({**summary, "per_seed": results})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""The fleet_battery bench: scores a small seeded fleet and says how it scored."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pymonitor.bench import fleet_battery
+
+
+def test_battery_bench_scores_forecasts_against_the_truth() -> None:
+    result = fleet_battery.run(3, devices=400, days=30, extra_days=60)
+    scored = result["scored"]
+    assert scored["devices"] > 0 and 0 <= scored["hits"] <= scored["devices"]
+    assert result["battery_within_15pct"] == round(scored["hits"] / scored["devices"], 4)
+    assert result["within_15pct_or_1_day"]["hits"] >= scored["hits"]
+    assert "0.15 * true days-to-empty" in result["definition"]
+    assert sum(result["statuses"].values()) == 400
+    orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def test_battery_bench_main_prints_one_json_object_with_the_range(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fleet_battery.main(["--seed", "3", "4", "--devices", "200", "--days", "20"]) == 0
+    last = orjson.loads(capsys.readouterr().out.splitlines()[-1])
+    assert last["seeds"] == [3, 4] and len(last["per_seed"]) == 2
+    low, high = last["battery_within_15pct"]["min"], last["battery_within_15pct"]["max"]
+    assert low <= last["battery_within_15pct"]["mean"] <= high
