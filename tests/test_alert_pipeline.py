@@ -671,6 +671,18 @@ def test_email_link_and_api_acks() -> None:
     assert not bad_key.accepted and bad_key.detail == "bad API key"
 
 
+def test_silence_links_for_alerts_not_firing_change_nothing_and_work_without_escalation() -> None:
+    p = pipeline(EXAMPLE[: EXAMPLE.index("[alerting.escalation]")] + REPLIES)
+    assert p.replies is not None and p.escalator is None
+    gone = p.replies.link_token("0123456789abcdef", "alice", MON_10H, action="silence", duration_ms=3_600_000)
+    effects = p.reply_token(gone, MON_10H)
+    assert of(effects, RecordAck)[0].accepted and of(effects, RecordSilence) == []
+    p.observe([obs("t1", "temp_c", 95, MON_10H)], MON_10H)
+    fp = sends(p.tick(MON_10H + 1))[0].message.fingerprints[0]
+    token = p.replies.link_token(fp, "alice", MON_10H, action="silence", duration_ms=3_600_000)
+    assert len(of(p.reply_token(token, MON_10H + MIN), RecordSilence)) == 1
+
+
 def test_replies_without_config_are_refused() -> None:
     p = pipeline()
     assert p.replies is None
@@ -831,3 +843,37 @@ def test_actor_reads_gammu_replies_and_carrier_failures_escalate(tmp_path: Path)
     assert any(a["detail"] == "carrier: UNDELIV (absent subscriber)" for a in attempts())
     assert any(e["reason"] == "delivery to oncall-sms failed: fallback" for e in history["escalations"])
     assert [(a["action"], a["via"], a["by"]) for a in history["acknowledgements"]] == [("ack", "sms", "alice")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 7 * 24 * 60),  # minute of the week after MON_10H
+            st.integers(0, 15),  # device
+            st.sampled_from([("temp_c", 97.0), ("battery_v", 11.0), ("battery_v", 10.0)]),
+            st.sampled_from(["Site A", "Site B", "Site C"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_every_alert_that_keeps_firing_reaches_someone(readings: list[tuple[int, int, tuple[str, float], str]]) -> None:
+    """Nothing is dropped silently: in hours, off hours, grouped, deferred or escalated, a firing alert is told."""
+    p = pipeline()
+    fired: set[str] = set()
+    told: set[str] = set()
+    now = MON_10H
+    for minute, device, (metric, value), site in sorted(readings):
+        at = MON_10H + minute * MIN
+        while now + 10 * MIN < at:
+            now += 10 * MIN
+            told.update(fp for s in sends(p.tick(now)) for fp in s.message.fingerprints)
+        effects = p.observe([obs(f"d{device}", metric, value, at, site=site)], at)
+        fired.update(a.fingerprint for r in of(effects, RecordAlerts) for a in r.alerts)
+        told.update(fp for s in sends(effects) for fp in s.message.fingerprints)
+        now = max(now, at)
+    for _ in range(4 * 24 * 6):  # four more days, past any closure, opening and group wait
+        now += 10 * MIN
+        told.update(fp for s in sends(p.tick(now)) for fp in s.message.fingerprints)
+    assert fired <= told
