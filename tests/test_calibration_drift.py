@@ -121,3 +121,21 @@ def test_calibration_rejects_malformed_input_saying_where(change: dict[str, obje
 def test_calibration_config_rejects_non_positive_values(field: str) -> None:
     with pytest.raises(CalibrationError, match=f"DriftConfig.{field}: expected a positive number, got 0"):
         DriftConfig(**{field: 0})
+
+
+def test_calibration_leave_one_out_median_matches_the_median_of_the_others() -> None:
+    from pymonitor.actors.calibration.drift import leave_one_out_median
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, times, least = int(rng.integers(1, 13)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
+        block = np.round(rng.normal(size=(n, times)), int(rng.integers(0, 3)))  # rounding makes ties
+        block[rng.random((n, times)) < 0.3] = np.nan
+        expected = np.full((n, times), np.nan)
+        for i in range(n):
+            for t in range(times):
+                others = np.delete(block[:, t], i)
+                others = others[np.isfinite(others)]
+                if len(others) >= least:
+                    expected[i, t] = np.median(others)
+        assert np.allclose(leave_one_out_median(block, least), expected, equal_nan=True)

@@ -228,6 +228,30 @@ def _quarantine(metrics: Sequence[str], values: NDArray[np.float64]) -> tuple[ND
     return np.where(bad, np.nan, values), bad.sum(axis=1).astype(np.int64)
 
 
+def leave_one_out_median(block: NDArray[np.float64], min_others: int) -> NDArray[np.float64]:
+    """Per column, each row's median of the *other* rows' finite values (NaN if fewer than ``min_others``).
+
+    One sort per column instead of one median per row: the others of row i are the sorted column
+    without row i's own entry, so their median sits at a known rank, shifted by one past row i's.
+    """
+    n = block.shape[0]
+    finite = np.isfinite(block)
+    ordered = np.sort(block, axis=0)  # NaN last
+    rank = np.argsort(np.argsort(block, axis=0, kind="stable"), axis=0, kind="stable")
+    count = finite.sum(axis=0)[None, :] - finite  # how many others have a value
+    own = finite.astype(np.int64)
+
+    def others_at(j: NDArray[np.int64]) -> NDArray[np.float64]:
+        """The j-th smallest of row i's others: skip row i's own place in the sorted column."""
+        pos = np.clip(j + own * (j >= rank), 0, n - 1)
+        return np.take_along_axis(ordered, pos, axis=0)
+
+    low = np.maximum(count - 1, 0) // 2
+    high = count // 2
+    med = (others_at(low) + others_at(high)) / 2
+    return np.where(count >= max(min_others, 1), med, np.nan)
+
+
 def _against_neighbours(
     locations: Sequence[str],
     values: NDArray[np.float64],
@@ -256,10 +280,7 @@ def _against_neighbours(
             own = values[rows]
             shift = np.nanmedian(own[:, reference] - np.nanmedian(own[:, reference], axis=0), axis=1)
             aligned = own - shift[:, None]
-            others = np.array([[j for j in range(n) if j != i] for i in range(n)])
-            block = np.where(exclude[rows][:, None], np.nan, aligned)[others]  # (n, n - 1, times)
-            med = np.nanmedian(block, axis=1)
-            med[np.isfinite(block).sum(axis=1) < min_neighbours] = np.nan
+            med = leave_one_out_median(np.where(exclude[rows][:, None], np.nan, aligned), min_neighbours)
             diff[rows] = aligned - med
             med_all[rows] = med
     return diff, med_all
