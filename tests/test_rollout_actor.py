@@ -10,7 +10,6 @@ being stopped and started again (a hub restart) and crashing (a supervised resta
 from __future__ import annotations
 
 import itertools
-import queue
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +30,6 @@ from pymonitor.actors.rollout.actor import (
     NodeDirectory,
     RolloutRole,
     RolloutSettings,
-    _take_frames,
     _wait_for_pubacks,
 )
 from pymonitor.actors.rollout.wire import encode_reports
@@ -418,15 +416,6 @@ def test_rollout_actor_waits_while_the_broker_is_away_and_ignores_other_frames(t
     finally:
         role.stop()
     assert role.stats() == {}
-
-
-def test_stopping_actor_keeps_the_frames_left_in_its_mailbox() -> None:
-    inbox: queue.Queue[Any] = queue.Queue()
-    frame, other = Inbound("t", b"x"), SimpleNamespace(message="stop")
-    inbox.put(SimpleNamespace(message=frame))
-    inbox.put(other)
-    assert _take_frames(inbox) == [frame]
-    assert inbox.get_nowait() is other and inbox.empty()
 
 
 def test_stopping_actor_gives_unacknowledged_commands_a_bounded_wait() -> None:

@@ -10,7 +10,6 @@ reports, so a restarted hub carries on from the state file without commanding a 
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
 from pymonitor.actors.runtime.intake import Inbound
 from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tell_if_alive
+from pymonitor.actors.runtime.supervisor import _drain as drain_tells
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, topics
 
 from .host import RolloutHost
@@ -131,8 +131,9 @@ class RolloutActor(SupervisedActor):
             _wait_for_pubacks(self.bridge, STOP_FLUSH_S)
             self.bridge.stop()  # a clean disconnect: the broker keeps the session and queues reports
         if self.host is not None:
-            for inbound in _take_frames(self.actor_inbox):  # PUBACKed already: they exist nowhere else
-                self._on_frame(self.host, inbound)
+            for message in drain_tells(self.actor_inbox):  # frames were PUBACKed already: they exist nowhere else
+                if isinstance(message, Inbound):
+                    self._on_frame(self.host, message)
             self.host.store.close()
 
     def on_failure(self, *args: Any) -> None:
@@ -194,24 +195,6 @@ def _wait_for_pubacks(bridge: MqttBridge, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while bridge.connected and bridge.counters.puback < bridge.counters.published and time.monotonic() < deadline:
         time.sleep(0.01)
-
-
-def _take_frames(inbox: Any) -> list[Inbound]:
-    """The frames still in a stopping actor's mailbox (anything else is put back for pykka's teardown)."""
-    frames: list[Inbound] = []
-    others: list[Any] = []
-    while True:
-        try:
-            envelope = inbox.get_nowait()
-        except queue.Empty:
-            break
-        if isinstance(envelope.message, Inbound):
-            frames.append(envelope.message)
-        else:
-            others.append(envelope)
-    for envelope in others:
-        inbox.put(envelope)
-    return frames
 
 
 class RolloutRole:
