@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -82,23 +83,34 @@ def run(seed: int, devices: int = 10_000, days: int = 60, extra_days: int = 120)
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``pymonitor bench fleet_battery``: all seeds' results and the headline range, one JSON object."""
-    parser = argparse.ArgumentParser(prog="fleet_battery", description=(__doc__ or "").splitlines()[0])
+def seeded_main(
+    name: str,
+    run_seed: Callable[[int, int, int], dict[str, Any]],
+    headline: tuple[str, ...],
+    days: int,
+    argv: list[str] | None,
+) -> int:
+    """A fleet bench's command line: run each ``--seed``, emit every result and each headline's range as one object."""
+    parser = argparse.ArgumentParser(prog=name, description=f"pymonitor bench {name}")
     parser.add_argument("--seed", type=int, nargs="+", default=[101, 102, 103, 104, 105])
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--days", type=int, default=days)
     args = parser.parse_args(argv)
     results = []
     for seed in args.seed:
-        progress(f"fleet_battery seed {seed}")
-        results.append(run(seed, args.devices, args.days))
-    summary: dict[str, Any] = {"bench": "fleet_battery", "seeds": args.seed}
-    for key in ("battery_within_15pct",):
+        progress(f"{name} seed {seed}")
+        results.append(run_seed(seed, args.devices, args.days))
+    summary: dict[str, Any] = {"bench": name, "seeds": args.seed}
+    for key in headline:
         values = [r[key] for r in results]
         summary[key] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 4)}
     emit_result({**summary, "per_seed": results})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pymonitor bench fleet_battery``: held-out seeds 101-105 unless ``--seed`` says otherwise."""
+    return seeded_main("fleet_battery", run, ("battery_within_15pct",), 60, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ not flagged. Tuned on seeds 1-5; held-out figures come from seeds 101-105.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -22,7 +21,8 @@ import numpy as np
 from pymonitor.actors.calibration import DRIFT_STATUSES, DriftConfig, DriftStatus, detect_drift
 from pymonitor.simulators.health.calibration import DAY_MS, CalibrationScenario
 
-from .common import emit_result, progress, python_version
+from .common import python_version
+from .fleet_battery import seeded_main
 
 
 def run(
@@ -78,25 +78,8 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``pymonitor bench fleet_calibration``: all seeds' results and the headline range, one JSON object."""
-    parser = argparse.ArgumentParser(prog="fleet_calibration", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seed", type=int, nargs="+", default=[101, 102, 103, 104, 105])
-    parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--days", type=int, default=30)
-    args = parser.parse_args(argv)
-    results = []
-    for seed in args.seed:
-        progress(f"fleet_calibration seed {seed}")
-        results.append(run(seed, args.devices, args.days))
-    summary: dict[str, Any] = {"bench": "fleet_calibration", "seeds": args.seed}
-    for key in (
-        "drift_recall_2pct",
-        "drift_false_alarm_rate",
-    ):
-        values = [r[key] for r in results]
-        summary[key] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 4)}
-    emit_result({**summary, "per_seed": results})
-    return 0
+    """``pymonitor bench fleet_calibration``: held-out seeds 101-105 unless ``--seed`` says otherwise."""
+    return seeded_main("fleet_calibration", run, ("drift_recall_2pct", "drift_false_alarm_rate"), 30, argv)
 
 
 if __name__ == "__main__":
