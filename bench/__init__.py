@@ -19,6 +19,7 @@ MODULES: dict[str, str] = {
     "nab": "nab",
     "summarize": "summarize",
     "rollout": "rollout",
+    "alerts": "alerts",
 }
 """Bench name -> module in this package."""
 
