@@ -20,6 +20,8 @@ MODULES: dict[str, str] = {
     "summarize": "summarize",
     "rollout": "rollout",
     "alerts": "alerts",
+    "fleet_battery": "fleet_battery",
+    "fleet_calibration": "fleet_calibration",
 }
 """Bench name -> module in this package."""
 

@@ -6,10 +6,11 @@ counted per process (the bench itself, its children and the broker), never guess
 
 from __future__ import annotations
 
+import argparse
 import platform
 import resource
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,28 @@ class CpuMeter:
 
     def peak_rss_mb(self) -> float:
         return max(self._peak_rss_mb.values(), default=0.0)
+
+
+def seeded_main(
+    name: str,
+    run_seed: Callable[[int, int, int], dict[str, Any]],
+    headline: tuple[str, ...],
+    days: int,
+    argv: list[str] | None,
+) -> int:
+    """A fleet bench's command line: run each ``--seed``, emit every result and each headline's range as one object."""
+    parser = argparse.ArgumentParser(prog=name, description=f"pymonitor bench {name}")
+    parser.add_argument("--seed", type=int, nargs="+", default=[101, 102, 103, 104, 105])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=days)
+    args = parser.parse_args(argv)
+    results = []
+    for seed in args.seed:
+        progress(f"{name} seed {seed}")
+        results.append(run_seed(seed, args.devices, args.days))
+    summary: dict[str, Any] = {"bench": name, "seeds": args.seed}
+    for key in headline:
+        values = [r[key] for r in results]
+        summary[key] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 4)}
+    emit_result({**summary, "per_seed": results})
+    return 0

@@ -18,9 +18,7 @@ Tuned on seeds 1-5; held-out figures come from seeds never used for tuning (101-
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +27,7 @@ from numpy.typing import NDArray
 from pymonitor.actors.battery import CHEMISTRY_NAMES, ForecastConfig, forecast_fleet
 from pymonitor.simulators.health.battery import BatteryScenario
 
-from .common import emit_result, progress, python_version
+from .common import python_version, seeded_main
 
 TOLERANCE = 0.15
 DEFINITION = (
@@ -81,31 +79,6 @@ def run(seed: int, devices: int = 10_000, days: int = 60, extra_days: int = 120)
         "forecast_s": round(t2 - t1, 2),
         "python": python_version(),
     }
-
-
-def seeded_main(
-    name: str,
-    run_seed: Callable[[int, int, int], dict[str, Any]],
-    headline: tuple[str, ...],
-    days: int,
-    argv: list[str] | None,
-) -> int:
-    """A fleet bench's command line: run each ``--seed``, emit every result and each headline's range as one object."""
-    parser = argparse.ArgumentParser(prog=name, description=f"pymonitor bench {name}")
-    parser.add_argument("--seed", type=int, nargs="+", default=[101, 102, 103, 104, 105])
-    parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--days", type=int, default=days)
-    args = parser.parse_args(argv)
-    results = []
-    for seed in args.seed:
-        progress(f"{name} seed {seed}")
-        results.append(run_seed(seed, args.devices, args.days))
-    summary: dict[str, Any] = {"bench": name, "seeds": args.seed}
-    for key in headline:
-        values = [r[key] for r in results]
-        summary[key] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 4)}
-    emit_result({**summary, "per_seed": results})
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,7 @@ import numpy as np
 from pymonitor.actors.calibration import DRIFT_STATUSES, DriftConfig, DriftStatus, detect_drift
 from pymonitor.simulators.health.calibration import DAY_MS, CalibrationScenario
 
-from .common import python_version
-from .fleet_battery import seeded_main
+from .common import python_version, seeded_main
 
 
 def run(
