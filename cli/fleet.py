@@ -63,18 +63,21 @@ def _clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _answer(db: Path, now: str | None, ask: Callable[[FleetService, int], dict[str, Any]]) -> dict[str, Any]:
+def _answer(
+    db: Path, now: str | None, json: bool, ask: Callable[[FleetService, int], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The role's answer for the text view; None when it was printed as JSON (or exit 2 with the reason)."""
     try:
         with FleetService(db) as service:
-            return ask(service, parse_now(now, service.latest_ms, _clock_ms))
+            answer = ask(service, parse_now(now, service.latest_ms, _clock_ms))
     except FleetQueryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-def _json(answer: dict[str, Any]) -> None:
+    if not json:
+        return answer
     sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
     sys.stdout.flush()
+    return None
 
 
 def _day(ms: int) -> str:
@@ -105,9 +108,8 @@ def battery(
         site=site,
         limit=limit,
     )
-    a = _answer(db, now, lambda s, t: s.battery(t, options))
-    if json:
-        _json(a)
+    a = _answer(db, now, json, lambda s, t: s.battery(t, options))
+    if a is None:
         return
     typer.echo(f"battery at {_day(a['now_ms'])}: {a['devices']:,} devices; {_counts(a['statuses'])}")
     typer.echo(f"  quarantined readings: {_counts(a['quarantined'])}; skipped devices: {_counts(a['skipped'])}")
@@ -150,9 +152,8 @@ def firmware(
 ) -> None:
     """Versions per model and site, outdated and vulnerable devices, rollouts, unauthorised changes."""
     options = FirmwareOptions(advisories=advisories, approved=approved, limit=limit)
-    a = _answer(db, now, lambda s, t: s.firmware(t, options))
-    if json:
-        _json(a)
+    a = _answer(db, now, json, lambda s, t: s.firmware(t, options))
+    if a is None:
         return
     typer.echo("firmware versions per model and site:")
     for row in a["versions"][:limit]:
@@ -187,9 +188,8 @@ def calibration(
 ) -> None:
     """Sensors drifting from their co-located neighbours, and the recalibration schedule."""
     options = CalibrationOptions(days=days, interval_days=interval_days, device=device, limit=limit)
-    a = _answer(db, now, lambda s, t: s.calibration(t, options))
-    if json:
-        _json(a)
+    a = _answer(db, now, json, lambda s, t: s.calibration(t, options))
+    if a is None:
         return
     typer.echo(f"calibration at {_day(a['now_ms'])}: {a['sensors']:,} sensors; {_counts(a['statuses'])}")
     typer.echo(f"  quarantined readings: {a['quarantined']:,}; skipped: {_counts(a['skipped'])}")
@@ -218,9 +218,8 @@ def environment(
 ) -> None:
     """Failure rate ratios for heat, humidity and vibration, with 95% intervals, and recommendations."""
     options = EnvironmentOptions(days=days, bin_hours=bin_hours, limit=limit)
-    a = _answer(db, now, lambda s, t: s.environment(t, options))
-    if json:
-        _json(a)
+    a = _answer(db, now, json, lambda s, t: s.environment(t, options))
+    if a is None:
         return
     typer.echo(f"environment at {_day(a['now_ms'])}: {a['devices_analysed']:,} devices analysed")
     for name, r in a["fleet"].items():
@@ -255,9 +254,8 @@ def gateways(
     except FleetQueryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    a = _answer(db, now, lambda s, t: s.gateways(t, options))
-    if json:
-        _json(a)
+    a = _answer(db, now, json, lambda s, t: s.gateways(t, options))
+    if a is None:
         return
     if a["plan"] is None:
         typer.echo("gateways: the inventory is empty")

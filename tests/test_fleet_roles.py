@@ -617,3 +617,27 @@ def test_store_roles_analyse_the_hub_store(tmp_path: Path, runtime: tuple[RealCl
     assert fw.ingest([_report("d1", "1.3.0", "h999", T0 + 2 * DAY_MS)], T0) != []
     wait_for(lambda: roles.stats()["gateways"]["role"] is not None, what="stats")
     assert calibration_query.CALIBRATED_EVENT == "calibration.done"
+
+
+def test_a_long_analysis_runs_beside_the_stream_and_overlapping_ticks_are_skipped(
+    runtime: tuple[RealClock, Supervisor],
+) -> None:
+    clock, supervisor = runtime
+    release = threading.Event()
+
+    def slow_query(now: int) -> dict[str, Any]:
+        release.wait(10)
+        return {"alerts": [_alert("d1", 7)]}
+
+    raised: list[Event] = []
+    makers = plain_roles("hub", {"battery": slow_query})
+    roles = FleetRoles(supervisor, clock, makers, raised.append, analyse_every_s=0.02).start()
+    wait_for(lambda: roles.stats()["battery"]["role"]["analyses_skipped"] > 2, what="ticks during the analysis")
+    batch = _batch(["a"], ["battery_v"], [(0, T0, [3.5])])
+    for seq in range(5):
+        roles.offer(batch)
+        wait_for(lambda: roles.inboxes["battery"].depth == 0, what="battery drains while it analyses")
+    assert roles.stats()["battery"]["role"]["counts"]["readings"] == 5 and raised == []
+    release.set()
+    wait_for(lambda: raised, what="the analysis's alert")
+    assert [e.kind for e in raised] == ["battery.depletion_soon"]

@@ -1,7 +1,9 @@
 """The role actor: a thin pykka shell that feeds a :class:`~.roles.LiveRole` and carries its events out.
 
-One actor per role, each under the supervisor: an analysis that takes a minute, or a role that
-raises, holds up only its own inbox (which drops and counts past its cap); ingest and the other
+One actor per role, each under the supervisor. A scheduled analysis (a store query that may take
+seconds) runs in a worker thread, like the hub's retention pass, so the role keeps draining its
+inbox meanwhile; its answer comes back as a message and becomes events in the actor. A role that
+raises holds up only its own inbox (which drops and counts past its cap); ingest and the other
 roles go on. A crash loses at most the items being handled; the ones still waiting are kept in
 the inbox (owned by the host, not the actor) for the restarted actor.
 """
@@ -9,6 +11,7 @@ the inbox (owned by the host, not the actor) for the restarted actor.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +41,19 @@ class Analyse:
 
 
 @dataclass(frozen=True, slots=True)
+class Analysed:
+    """A scheduled analysis finished in its worker thread: its answer, to be turned into events here."""
+
+    answer: dict[str, Any]
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFailed:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class GetRoleStats:
     pass
 
@@ -61,7 +77,10 @@ class RoleActor(SupervisedActor):
         self.analyse_every_s = analyse_every_s
         self.role: LiveRole | None = None
         self._timer: TimerHandle | None = None
+        self._worker: threading.Thread | None = None
         self.analysis_failures = 0
+        self.analyses_skipped = 0  # a tick that came while the last analysis was still running
+        self.last_analysis_error = ""
 
     def start_role(self) -> None:
         self.role = self.make_role()
@@ -89,24 +108,63 @@ class RoleActor(SupervisedActor):
         now = self.clock.now_ms()
         if isinstance(message, Wake):
             self._emit(self.role.ingest(self.inbox.take(), now))
+        elif isinstance(message, Analyse) and message.scheduled:
+            self._start_analysis(now)
+            self._schedule()
         elif isinstance(message, Analyse):
-            raised = 0
-            try:
-                events = self.role.analyse(now)
-                self._emit(events)
-                raised = len(events)
-            except Exception:
-                # A failed analysis (a locked or half-migrated store) is retried next tick; the stream goes on.
-                self.analysis_failures += 1
-                log.exception("%s analysis failed (%d so far)", self.role_name, self.analysis_failures)
-            if message.scheduled:
-                self._schedule()
-            return raised
+            return self._analyse_here(now)
+        elif isinstance(message, Analysed):
+            self._emit(self.role.events(message.answer, message.now_ms))
+        elif isinstance(message, AnalysisFailed):
+            self._failed(message.error)
         elif isinstance(message, GetRoleStats):
             stats = self.role.stats()
             stats["analysis_failures"] = self.analysis_failures
+            stats["analyses_skipped"] = self.analyses_skipped
+            stats["last_analysis_error"] = self.last_analysis_error
             return stats
         return None
+
+    def _start_analysis(self, now_ms: int) -> None:
+        """Run the query in a worker thread, off the ingest path: the inbox keeps draining meanwhile."""
+        assert self.role is not None
+        query = self.role.query
+        if query is None:
+            return
+        if self._worker is not None and self._worker.is_alive():
+            self.analyses_skipped += 1
+            return
+        self.role.counts["analyses"] += 1
+        ref, name = self.actor_ref, self.role_name
+
+        def work() -> None:
+            try:
+                answer = query(now_ms)
+            except Exception as exc:
+                log.exception("%s analysis failed; retried at the next tick", name)
+                tell_if_alive(ref, AnalysisFailed(f"{type(exc).__name__}: {exc}"))
+                return
+            tell_if_alive(ref, Analysed(answer, now_ms))
+
+        self._worker = threading.Thread(target=work, name=f"{self.role_name}-analysis", daemon=True)
+        self._worker.start()
+
+    def _analyse_here(self, now_ms: int) -> int:
+        """An analysis asked for on demand, in the actor; the number of events it raised."""
+        assert self.role is not None
+        try:
+            events = self.role.analyse(now_ms)
+        except Exception as exc:
+            log.exception("%s analysis failed", self.role_name)
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return 0
+        self._emit(events)
+        return len(events)
+
+    def _failed(self, error: str) -> None:
+        # A failed analysis (a locked or half-migrated store) is retried next tick; the stream goes on.
+        self.analysis_failures += 1
+        self.last_analysis_error = error
 
     def _emit(self, events: list[Event]) -> None:
         for event in events:

@@ -51,24 +51,12 @@ RoleMaker = Callable[[], LiveRole]
 def store_roles(db_path: Path, node: str, approved: Approved | None = None) -> dict[str, RoleMaker]:
     """Role factories whose analyses query the hub store at ``db_path`` (each opens its own read-only connection)."""
 
-    def service() -> FleetService:
-        return FleetService(db_path)
+    def asking(kind: type[LiveRole], ask: Callable[[FleetService, int], dict[str, Any]]) -> RoleMaker:
+        def make() -> LiveRole:
+            service = FleetService(db_path)
+            return kind(node, lambda now: ask(service, now))
 
-    def battery() -> LiveRole:
-        s = service()
-        return BatteryRole(node, lambda now: s.battery(now, BatteryOptions(limit=ALL)))
-
-    def calibration() -> LiveRole:
-        s = service()
-        return CalibrationRole(node, lambda now: s.calibration(now, CalibrationOptions(limit=ALL)))
-
-    def environment() -> LiveRole:
-        s = service()
-        return EnvironmentRole(node, lambda now: s.environment(now, EnvironmentOptions(limit=ALL)))
-
-    def gateways() -> LiveRole:
-        s = service()
-        return GatewaysRole(node, lambda now: s.gateways(now, GatewayOptions(limit=ALL)))
+        return make
 
     def firmware() -> LiveRole:
         with FleetService(db_path) as s:
@@ -76,11 +64,11 @@ def store_roles(db_path: Path, node: str, approved: Approved | None = None) -> d
         return FirmwareRole(node, None, inventory)
 
     return {
-        "battery": battery,
+        "battery": asking(BatteryRole, lambda s, now: s.battery(now, BatteryOptions(limit=ALL))),
         "firmware": firmware,
-        "calibration": calibration,
-        "environment": environment,
-        "gateways": gateways,
+        "calibration": asking(CalibrationRole, lambda s, now: s.calibration(now, CalibrationOptions(limit=ALL))),
+        "environment": asking(EnvironmentRole, lambda s, now: s.environment(now, EnvironmentOptions(limit=ALL))),
+        "gateways": asking(GatewaysRole, lambda s, now: s.gateways(now, GatewayOptions(limit=ALL))),
     }
 
 
