@@ -63,6 +63,10 @@ class HubSection(msgspec.Struct, forbid_unknown_fields=True):
     # Fleet rollouts (actors/rollout/actor.py): the state file `pymonitor rollout start` writes to turns the
     # rollout actor on; its commands are signed with this ed25519 key (`pymonitor config keygen --key ...`).
     rollouts_db: str | None = None
+    # Alerting (actors/alerting/, docs/alerting.md): its TOML file turns the alerting role on beside the hub;
+    # every alert, notification and acknowledgement goes to alerts_db.
+    alerting_config: str | None = None
+    alerts_db: str = "alerts.db"
     signing_key: str | None = None
 
 

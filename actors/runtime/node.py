@@ -49,6 +49,7 @@ class RunningNode:
     broker_url: str
     hub: HubRole | None = None
     rollouts: RolloutRole | None = None
+    alerting: Any = None  # AlertingRole, imported lazily (its channels pull in httpx) only when configured
     fleet: Any = None  # FleetSimulator, imported lazily (numpy) only when simulating
     stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -58,6 +59,8 @@ class RunningNode:
             out["hub"] = self.hub.stats().get("counters", {})
         if self.rollouts is not None:
             out["rollouts"] = self.rollouts.stats().get("rollouts", {})
+        if self.alerting is not None:
+            out["alerting"] = self.alerting.stats()
         if self.fleet is not None:
             out["fleet"] = self.fleet.totals()
         return out
@@ -73,6 +76,8 @@ class RunningNode:
             self.fleet.stop()
         if self.rollouts is not None:
             self.rollouts.stop()
+        if self.alerting is not None:
+            self.alerting.stop()
         if self.hub is not None:
             self.hub.stop()
         self.supervisor.stop_all()
@@ -85,6 +90,7 @@ class RunningNode:
 def start_node(config: NodeConfig) -> RunningNode:
     """Start everything the config asks for."""
     rollout_key = _rollout_key(config)  # first: a missing key file must not leave half a node running
+    alerting = _alerting_config(config)  # and a bad alerting file neither
     clock = RealClock(speed=config.clock.speed, start_ms=config.clock.start_ms)
     supervisor = Supervisor(clock)
     broker: RunningBroker | None = None
@@ -157,7 +163,36 @@ def start_node(config: NodeConfig) -> RunningNode:
         node.fleet.start()
     if rollout_key is not None:
         node.rollouts = _start_rollouts(config, node, address, hosts, rollout_key)
+    if alerting is not None:
+        from pymonitor.actors.alerting.role import AlertingRole
+
+        assert config.hub is not None
+        node.alerting = AlertingRole(
+            fleet=fleet_name,
+            node=f"{name}.alerting",
+            config=alerting,
+            db_path=config.hub.alerts_db,
+            address=address,
+            clock=clock,
+            supervisor=supervisor,
+            ca_file=config.broker.ca_file,
+        ).start()
     return node
+
+
+def _alerting_config(config: NodeConfig) -> Any:
+    """The hub's [alerting] file parsed (an AlertingConfig), or None; a bad file is a ConfigError naming it."""
+    if config.hub is None or config.hub.alerting_config is None:
+        return None
+    try:
+        from pymonitor.actors.alerting.config import load_config
+        from pymonitor.actors.alerting.errors import AlertConfigError
+    except ImportError as exc:  # httpx / holidays: the alerts extra
+        raise ConfigError(f"[hub].alerting_config: alerting needs pymonitor[alerts] installed ({exc})") from None
+    try:
+        return load_config(config.hub.alerting_config, now_ms=time.time_ns() // 1_000_000)
+    except AlertConfigError as exc:
+        raise ConfigError(f"[hub].alerting_config: {exc}") from None
 
 
 def _rollout_key(config: NodeConfig) -> Ed25519PrivateKey | None:
