@@ -122,8 +122,12 @@ def broker(
 
 def _run_config(config: Any, seconds: float | None, json: bool) -> None:
     from pymonitor.actors.runtime.node import RunningNode, run_until_signal, start_node
+    from pymonitor.deploy import ConfigError
 
-    node = start_node(config)
+    try:
+        node = start_node(config)
+    except ConfigError as exc:  # files the config names (signing key, alerting rules) are checked at start
+        fail(str(exc))
     typer.echo(f"node {config.node.name} connected to {node.broker_url} (Ctrl-C or SIGTERM to stop)", err=True)
 
     def report(n: RunningNode) -> None:
