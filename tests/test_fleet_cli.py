@@ -75,6 +75,7 @@ def test_small_stores_print_their_empty_and_drifting_cases(tmp_path: Path) -> No
     w.inventory([{"device": "t1", "gateway": "g", "site": "s", "location": "room"}])
     w.events("calibration.done", [("t1", 1_767_225_600_000, {})])
     w.readings("temperature_c", ["t1"], [1_767_225_600_000], [999.0])
+    w.readings("vibration_ms2", ["t1"], [1_767_225_600_000], [1.0])
     w.close()
     code, out, _ = _run("environment", "--db", str(db), "--now", "latest")
     assert code == 0 and "none: no exposure clearly raises failures" in out and "quarantined:" in out
