@@ -328,11 +328,14 @@ def test_a_bad_approved_file_is_refused_with_the_reason(tmp_path: Path, text: st
 def test_missing_and_bad_files_are_query_errors_not_crashes(tmp_path: Path) -> None:
     _firmware_store(tmp_path / "hub.db")
     (tmp_path / "bad.toml").write_text('[[advisory]]\nid = "A"\n')
+    (tmp_path / "unreadable.toml").write_text('[[image]]\nmodel = "TH-200"\nversion = "?!"\nimage_hash = "h"\n')
     with FleetService(tmp_path / "hub.db") as service:
         with pytest.raises(FleetQueryError, match="cannot read"):
             service.firmware(T0, FirmwareOptions(advisories=tmp_path / "none.toml"))
         with pytest.raises(FleetQueryError, match="advisory"):
             service.firmware(T0, FirmwareOptions(advisories=tmp_path / "bad.toml"))
+        with pytest.raises(FleetQueryError, match="approved images and rollouts"):
+            service.firmware(T0, FirmwareOptions(approved=tmp_path / "unreadable.toml"))
     with pytest.raises(FleetQueryError, match="cannot read"):
         load_approved(tmp_path / "none.toml")
 

@@ -23,6 +23,7 @@ from pymonitor.actors.firmware import (
     Advisory,
     AdvisoryError,
     Device,
+    FirmwareError,
     FirmwareInventory,
     FirmwareReport,
     Image,
@@ -126,14 +127,16 @@ def build(data: FleetData, approved: Approved) -> tuple[FirmwareInventory, list[
             first.setdefault(r.device, r)
     model_of = {d.id: d.model for d in devices}
     covered = {i.model for i in approved.images} | {r.model for r in approved.rollouts}
-    images = list(approved.images)
+    base = []
     for r in [*baseline, *first.values()]:
         model = model_of.get(r.device)
         if model is not None and model not in covered:
-            images.append(Image(model=model, version=r.version, image_hash=r.image_hash))
-    inventory = FirmwareInventory(
-        devices, approved=_parseable(images, approved.schemes), rollouts=approved.rollouts, schemes=approved.schemes
-    )
+            base.append(Image(model=model, version=r.version, image_hash=r.image_hash))
+    images = [*approved.images, *_parseable(base, approved.schemes)]
+    try:
+        inventory = FirmwareInventory(devices, approved=images, rollouts=approved.rollouts, schemes=approved.schemes)
+    except FirmwareError as exc:  # an approved version its scheme cannot read, an empty rollout window
+        raise FleetQueryError(f"approved images and rollouts: {exc}") from None
     changes = []
     bad = 0
     for r, ok in [*((b, True) for b in baseline), *stored]:
