@@ -256,10 +256,10 @@ def _slope(t: list[float], depth: list[int]) -> float:
 
 
 def live(
-    path: Path, devices: tuple[str, ...], seconds: float, rate: int, analyse_every_s: float, seed: int
+    path: Path, devices: tuple[str, ...], seconds: float, rate: int, analyse_every_s: float, seed: int, start_ms: int
 ) -> dict[str, Any]:
     """Real-time feed of ``rate`` readings/s into the five role actors; backlog slope and drops per role."""
-    clock = RealClock()
+    clock = RealClock(start_ms=start_ms)  # real time from the store's "now": analyses find the fleet's data
     supervisor = Supervisor(clock)
     raised: list[Event] = []
     lock = threading.Lock()
@@ -284,11 +284,12 @@ def live(
         "live_feed": "real time (not accelerated), paced in 10 batches/s",
         **measured,
         "live_growth_by_role": growth,
-        "live_dropped_by_role": {n: s["dropped_readings"] for n, s in stats.items() if isinstance(s, dict)},
-        "live_peak_depth_by_role": {n: s["peak_readings"] for n, s in stats.items() if isinstance(s, dict)},
         "live_failures_by_role": {n: s.get("failures", 0) for n, s in stats.items() if isinstance(s, dict)},
         "live_events_raised": len(raised),
         "live_event_kinds": sorted({e.kind for e in raised}),
+        "live_analyses_by_role": {
+            n: (s["role"] or {}).get("counts", {}).get("analyses", 0) for n, s in stats.items() if isinstance(s, dict)
+        },
         "drain_readings_per_s_by_role": burst,
     }
 
@@ -323,6 +324,8 @@ def _feed(
         growth[name] = round(max(0.0, _slope(t, depth)) + inbox.stats.dropped_readings / spent, 2)
     return {
         "growth": growth,
+        "live_dropped_by_role": {n: inbox.stats.dropped_readings for n, inbox in roles.inboxes.items()},
+        "live_peak_depth_by_role": {n: inbox.stats.peak_readings for n, inbox in roles.inboxes.items()},
         "live_readings_per_s": round(seq * rows * len(METRICS) / spent),
         "live_s": round(spent, 1),
         "live_cpu_s": round(own_cpu_s() - cpu0, 2),
@@ -397,7 +400,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress(f"fleet: timing queries ({args.queries} of each role)")
         result.update(time_queries(path, fleet["now_ms"], args.queries))
         progress(f"fleet: live stream {args.rate} readings/s for {args.live_s} s")
-        result.update(live(path, fleet["devices_names"], args.live_s, args.rate, args.analyse_every, args.seed))
+        result.update(
+            live(path, fleet["devices_names"], args.live_s, args.rate, args.analyse_every, args.seed, fleet["now_ms"])
+        )
     result["roles"] = roles
     result["python"] = python_version()
     return result
