@@ -157,6 +157,7 @@ def get(node: str, db: DbOpt = DEFAULT_DB, fleet: FleetOpt = "default", json: Js
             "overrides": svc.node_layer(node),
             "sent": {**_version_row(history[-1]), "doc": history[-1].doc} if history else None,
             "report": None if not reports else _report_row(reports[0]),
+            "lagging": svc.unreported(node) is not None,
         }
     if json:
         _out(data)
@@ -173,6 +174,8 @@ def get(node: str, db: DbOpt = DEFAULT_DB, fleet: FleetOpt = "default", json: Js
         why = f": {report['reason']}: {report['detail']}" if report["status"] == "rejected" else ""
         checks = f" (failing: {', '.join(report['failed_checks'])})" if report["failed_checks"] else ""
         typer.echo(f"last report: version {report['version']} {report['status']}{why}{checks}")
+    if data["lagging"]:
+        typer.echo("lagging: the node has not reported on the latest version yet")
 
 
 def _report_row(report: Any) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def test_set_stores_a_version_and_get_history_diff_show_it(db: Path) -> None:
     ok_json("set", "n1", "broker.url=mqtt://10.0.0.1:1883", "--note", "new broker", "--db", db)
     got = ok_json("get", "n1", "--db", db)
     assert got["sent"]["version"] == 2 and got["sent"]["doc"]["broker"] == {"url": "mqtt://10.0.0.1:1883"}
-    assert got["report"] is None and got["overrides"]["clock"] == {"speed": 2.0}
+    assert got["report"] is None and got["overrides"]["clock"] == {"speed": 2.0} and got["lagging"] is True
     history = ok_json("history", "n1", "--db", db)
     assert [v["version"] for v in history["versions"]] == [1, 2] and history["versions"][1]["note"] == "new broker"
     assert ok_json("diff", "n1", "--db", db)["ops"] == [
@@ -56,6 +56,7 @@ def test_set_stores_a_version_and_get_history_diff_show_it(db: Path) -> None:
     ]
     human = cli("get", "n1", "--db", db)
     assert "version 2" in human.stdout and 'url = "mqtt://10.0.0.1:1883"' in human.stdout
+    assert "lagging: the node has not reported" in human.stdout
     assert "rollback" not in cli("history", "n1", "--db", db).stdout
     assert "~ broker" in cli("diff", "n1", "--db", db).stdout
 

@@ -187,6 +187,17 @@ def test_service_rolls_back_on_a_report_of_failing_health_checks(service: Config
     assert len(service.store.reports("n1")) == 2
 
 
+def test_a_restarted_service_knows_from_the_db_which_nodes_lag(service: ConfigService) -> None:
+    service.patch_node("n1", [s("clock.speed", 2.0)])
+    service.patch_node("n2", [s("clock.speed", 2.0)])
+    service.on_report(ConfigReport(node="n1", version=1, hash="h", status="applied", ts_ms=T0_MS))
+    restarted = ConfigService(service.store, fleet=FLEET, now_ms=ticking())
+    assert restarted.lagging() == []
+    restarted.restore_pending()
+    assert restarted.lagging() == ["n2"] and restarted.unreported("n1") is None
+    assert restarted.unreported("n2") is not None and restarted.unreported("ghost") is None
+
+
 def test_service_without_key_plans_but_sends_nothing(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "c.db")
     svc = ConfigService(store, fleet=FLEET, now_ms=ticking())
@@ -336,7 +347,8 @@ def test_the_actors_answer_commands_and_frames(tmp_path: Path, key: Ed25519Priva
         assert stats["counters"]["ignored"] == 1 and stats["lagging"] == ["n1"]
         assert hub.ask("unknown") is None and node.ask("unknown") is None
     finally:
-        sup.stop_all()
+        hub.stop()
+        node.stop()
         clock.stop()
 
 

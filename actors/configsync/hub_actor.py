@@ -99,6 +99,7 @@ class HubConfigActor(SupervisedActor):
         self.service = ConfigService(
             store, fleet=s.fleet, now_ms=self.clock.now_ms, key=s.key, publish=self.publish, author=s.author
         )
+        self.service.restore_pending()
 
     def on_stop(self) -> None:
         if self.service is not None:

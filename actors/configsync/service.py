@@ -24,7 +24,17 @@ from pymonitor.messages.config import ConfigDesired, ConfigReport
 from pymonitor.store.config_store import ConfigStore
 
 from .canonical import content_hash
-from .desired import DesiredState, Doc, PendingDesired, effective, group_target, node_target, sent_target, successor
+from .desired import (
+    DesiredState,
+    Doc,
+    PendingDesired,
+    desired_message,
+    effective,
+    group_target,
+    node_target,
+    sent_target,
+    successor,
+)
 from .errors import ConfigSyncError, ConfigValidationError
 from .history import RollbackDecision, decide_rollback, find_version, rollback
 from .hub import DESIRED_TTL_MS, plan_desired, signed_for_node
@@ -181,6 +191,21 @@ class ConfigService:
 
     def lagging(self) -> list[str]:
         return self.pending.lagging()
+
+    def unreported(self, node: str) -> DesiredState | None:
+        """The latest version sent to ``node`` if the node has not reported on it (or a newer one) yet."""
+        latest = self.store.latest(sent_target(node))
+        reports = self.store.reports(node, limit=1)
+        if latest is None or (reports and reports[0].version >= latest.version):
+            return None
+        return latest
+
+    def restore_pending(self) -> None:
+        """After a hub restart: every node with an unreported latest version lags again (from the DB)."""
+        prefix = sent_target("")
+        for target in self.store.targets():
+            if target.startswith(prefix) and (state := self.unreported(target[len(prefix) :])) is not None:
+                self.pending.enqueue(desired_message(target[len(prefix) :], state.version, state.doc))
 
     # -- internals
 
