@@ -29,7 +29,14 @@ class BackgroundServer:
 
     def __init__(self, settings: ApiSettings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
         self.server = _server(settings, host, port)
-        self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="api-server", daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except (OSError, SystemExit) as exc:  # a port in use: told to whoever called start()
+            self.error = exc
 
     def start(self) -> BackgroundServer:
         self.thread.start()
@@ -39,7 +46,9 @@ class BackgroundServer:
                 break
             waited.wait(POLL_S)
         if not self.server.started:
-            raise RuntimeError(f"the API server did not start on {self.server.config.host}:{self.server.config.port}")
+            where = f"{self.server.config.host}:{self.server.config.port}"
+            why = "timed out" if self.error is None else f"{type(self.error).__name__} {self.error} (port in use?)"
+            raise RuntimeError(f"the API server did not start on {where}: {why}")
         return self
 
     @property

@@ -37,6 +37,7 @@ receiver = "oncall"
 [alerting.replies]
 secret = "reply-signing-key"
 max_silence = "1d"
+default_country = "44"
 responders = [{{name = "alice", phone = "+447700900123", pin = "2468", api_key = "alice-config-key"}}]
 """
 HOT = {"site": "Site A", "node": "gw-1", "device": "bms"}
