@@ -110,13 +110,13 @@ def _sent_rows(sent: list[Sent]) -> list[dict[str, Any]]:
     return [{"node": x.node, **_version_row(x.state), "published": x.message is not None} for x in sent]
 
 
-def _report_sent(sent: list[Sent], json: bool) -> None:
+def _report_sent(sent: list[Sent], json: bool, *, nothing: str = "no node's config changed") -> None:
     rows = _sent_rows(sent)
     if json:
         _out({"sent": rows})
         return
     if not rows:
-        typer.echo("no node's config changed")
+        typer.echo(nothing)
     for row in rows:
         how = "signed and published (retained)" if row["published"] else "stored; not published (no --broker)"
         typer.echo(f"{row['node']}: version {row['version']} ({row['hash'][:12]}) {how}")
@@ -208,7 +208,7 @@ def set_(
         _error("nothing to change: give KEY=VALUE or --remove KEY")
     with _service(db, fleet, broker, key, must_exist=False) as svc:
         sent = svc.patch_group(target, ops, note=note) if group else svc.patch_node(target, ops, note=note)
-    _report_sent(sent, json)
+    _report_sent(sent, json, nothing=f"group {target} stored; no member's config changed" if group else "no change")
 
 
 @app.command()

@@ -130,7 +130,8 @@ def test_keygen_writes_a_private_key_only_the_owner_reads_and_its_public_key(tmp
 
 def test_human_output_without_changes_and_empty_history(db: Path) -> None:
     cli("set", "n1", "clock.speed=2.0", "--db", db)
-    assert "no node's config changed" in cli("set", "n1", "clock.speed=2.0", "--db", db).stdout
+    assert "no change" in cli("set", "n1", "clock.speed=2.0", "--db", db).stdout
+    assert "no member's config changed" in cli("set", "empty", "clock.speed=2.0", "--group", "--db", db).stdout
     assert "nothing sent yet" in cli("history", "n9", "--db", db).stdout
     assert "nothing sent yet" in cli("get", "n9", "--db", db).stdout
     assert "not published" in cli("set", "n1", "clock.speed=3.0", "--db", db).stdout

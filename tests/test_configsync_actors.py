@@ -281,6 +281,14 @@ def test_agent_reports_write_failed_and_keeps_state_when_the_file_cannot_be_writ
     assert report.reason == "write_failed" and agent.state.base_version == 0
 
 
+def test_agent_still_answers_when_it_cannot_save_a_refusal(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    agent = agent_for(tmp_path, "n1", key)
+    agent.state_path = tmp_path / "gone" / "n1.state"
+    bad = signed(key, "n1", 1, {"node": {"name": "n1"}, "clock": {"speed": -1.0}})
+    assert report_of(agent.handle(TOPIC, encode(bad), T0_MS)).reason == "invalid"
+    assert agent.state.last_rejection is not None
+
+
 def test_agent_starts_fresh_on_a_corrupt_state_file_and_refuses_a_broken_toml(
     tmp_path: Path, key: Ed25519PrivateKey
 ) -> None:

@@ -128,7 +128,10 @@ class ConfigAgent:
                 log.error("%s: cannot apply version %d: %s", self.node, desired.version, exc)
                 result = rejected(desired, self.state, "write_failed", str(exc), now_ms)
         elif result.state is not self.state:
-            save_node_state(self.state_path, result.state, self.guard)  # remember a refusal across restarts
+            try:  # remember a refusal across restarts; if that fails, the same refusal is simply worked out again
+                save_node_state(self.state_path, result.state, self.guard)
+            except ConfigSyncError as exc:
+                log.error("%s: cannot save the config state: %s", self.node, exc)
         self.state = result.state
         if not result.applied:
             self.counters.rejected += 1
