@@ -255,11 +255,22 @@ def _slope(t: list[float], depth: list[int]) -> float:
     return float(np.polyfit(x, np.asarray(depth, dtype=np.float64), 1)[0])
 
 
+class ShiftedClock(RealClock):
+    """Real time (speed 1), shifted to start at ``start_ms``: a live run against a stored fleet's history."""
+
+    def __init__(self, start_ms: int) -> None:
+        super().__init__()
+        self._shift_ms = start_ms - super().now_ms()
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self._shift_ms
+
+
 def live(
     path: Path, devices: tuple[str, ...], seconds: float, rate: int, analyse_every_s: float, seed: int, start_ms: int
 ) -> dict[str, Any]:
     """Real-time feed of ``rate`` readings/s into the five role actors; backlog slope and drops per role."""
-    clock = RealClock(start_ms=start_ms)  # real time from the store's "now": analyses find the fleet's data
+    clock = ShiftedClock(start_ms)  # real time from the store's "now": analyses find the fleet's data
     supervisor = Supervisor(clock)
     raised: list[Event] = []
     lock = threading.Lock()
@@ -295,7 +306,7 @@ def live(
 
 
 def _feed(
-    roles: FleetRoles, devices: tuple[str, ...], seconds: float, rate: int, seed: int, clock: RealClock
+    roles: FleetRoles, devices: tuple[str, ...], seconds: float, rate: int, seed: int, clock: ShiftedClock
 ) -> dict[str, Any]:
     """Offer ``rate`` readings/s for ``seconds``; sample every inbox's depth at each tick."""
     rng = np.random.default_rng(seed)
