@@ -198,6 +198,16 @@ def test_a_restarted_service_knows_from_the_db_which_nodes_lag(service: ConfigSe
     assert restarted.unreported("n2") is not None and restarted.unreported("ghost") is None
 
 
+def test_a_refused_forgery_with_a_higher_version_does_not_mark_the_node_up_to_date(service: ConfigService) -> None:
+    sent = service.patch_node("n1", [s("clock.speed", 2.0)])[0].state
+    forged = ConfigReport(node="n1", version=9, hash="x", status="rejected", reason="unknown_key", ts_ms=T0_MS)
+    service.on_report(forged)
+    assert service.lagging() == ["n1"] and service.unreported("n1") == sent
+    refused = dataclasses.replace(forged, version=1, hash=sent.hash, reason="invalid")
+    service.on_report(refused)  # the node refused what the hub sent: settled (it will not change its mind)
+    assert service.lagging() == [] and service.unreported("n1") is None
+
+
 def test_service_without_key_plans_but_sends_nothing(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "c.db")
     svc = ConfigService(store, fleet=FLEET, now_ms=ticking())

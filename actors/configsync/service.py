@@ -45,6 +45,8 @@ Publisher = Callable[[str, bytes, bool], None]
 """Publish ``(topic, payload, retain)``; the service publishes desired state retained, QoS 1."""
 
 PUBACK_WAIT_S = 10.0
+REPORTS_LOOKED_AT = 20
+"""After a restart, a node's latest version counts as reported on if one of its last reports settles it."""
 
 
 def members_target(node: str) -> str:
@@ -176,7 +178,8 @@ class ConfigService:
     def on_report(self, report: ConfigReport) -> Sent | None:
         """Record a node's report; when its health checks fail after an apply, roll it back and send that."""
         self.store.record_report(report)
-        self.pending.confirm(report.node, report.version)
+        if self._settles(report, self.history(report.node)):
+            self.pending.confirm(report.node, report.version)
         decision: RollbackDecision | None = decide_rollback(report, self.history(report.node))
         if decision is None:
             return None
@@ -194,11 +197,20 @@ class ConfigService:
 
     def unreported(self, node: str) -> DesiredState | None:
         """The latest version sent to ``node`` if the node has not reported on it (or a newer one) yet."""
-        latest = self.store.latest(sent_target(node))
-        reports = self.store.reports(node, limit=1)
-        if latest is None or (reports and reports[0].version >= latest.version):
+        history = self.history(node)
+        if not history:
             return None
-        return latest
+        latest = history[-1]
+        reports = self.store.reports(node, limit=REPORTS_LOOKED_AT)
+        settled = any(r.version >= latest.version and self._settles(r, history) for r in reports)
+        return None if settled else latest
+
+    @staticmethod
+    def _settles(report: ConfigReport, history: Sequence[DesiredState]) -> bool:
+        """A report on a version the hub sent: a refusal of someone else's message (a forged one with
+        a high version, say) must not mark the node as up to date."""
+        sent = find_version(history, report.version)
+        return sent is not None and (report.status == "applied" or report.hash == sent.hash)
 
     def restore_pending(self) -> None:
         """After a hub restart: every node with an unreported latest version lags again (from the DB)."""
