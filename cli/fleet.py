@@ -8,6 +8,7 @@ for: epoch ms, an ISO time, or ``latest`` (the newest reading, for imported hist
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ fleet_app = typer.Typer(
 )
 app = fleet_app
 
+EPOCH_MS = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also takes '٣' and refuses '²', both digits to isdigit
 DbOpt = Annotated[Path, typer.Option("--db", help="The hub store (SQLite) to read.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Epoch ms, ISO time or 'latest' (default: the clock).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line of stdout).")]
@@ -48,7 +50,7 @@ def parse_now(text: str | None, latest: Callable[[], int | None], clock: Callabl
         if found is None:
             raise FleetQueryError("--now latest: the store holds no readings")
         return found
-    if text.lstrip("-").isdigit():
+    if EPOCH_MS.fullmatch(text):
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -132,6 +132,9 @@ def test_now_defaults_to_the_clock_and_reads_iso_times() -> None:
     assert parse_now("2026-01-01T01:00:00", lambda: None, lambda: 0) == 1_767_229_200_000
     with pytest.raises(FleetQueryError):
         parse_now("latest", lambda: None, lambda: 0)
+    for not_ascii in ("²", "-٣"):  # digits to str.isdigit, not epoch ms
+        with pytest.raises(FleetQueryError):
+            parse_now(not_ascii, lambda: None, lambda: 0)
 
 
 @given(st.integers(min_value=-(2**53), max_value=2**53))
