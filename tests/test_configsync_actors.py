@@ -208,6 +208,24 @@ def test_a_refused_forgery_with_a_higher_version_does_not_mark_the_node_up_to_da
     assert service.lagging() == [] and service.unreported("n1") is None
 
 
+def test_a_node_back_after_the_signature_expired_gets_the_same_version_signed_again(
+    service: ConfigService, tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    service.ttl_ms = 5_000
+    service.patch_node("n1", [s("clock.speed", 2.0)])
+    published = service.publisher
+    assert isinstance(published, Published)
+    agent = agent_for(tmp_path, "n1", key)
+    late = service.now_ms() + 60_000
+    stale = report_of(agent.handle(TOPIC, published[-1][1], late))
+    assert stale.reason == "stale"
+    again = service.on_report(stale)
+    assert again is not None and again.state.version == 1 and again.message is not None
+    assert again.message.seq > published.desired()[0].seq and len(published) == 2
+    assert report_of(agent.handle(TOPIC, published[-1][1], service.now_ms())).status == "applied"
+    assert service.on_report(dataclasses.replace(stale, version=7)) is None  # not the latest version: recorded only
+
+
 def test_service_without_key_plans_but_sends_nothing(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "c.db")
     svc = ConfigService(store, fleet=FLEET, now_ms=ticking())
@@ -357,12 +375,15 @@ def test_the_actors_answer_commands_and_frames(tmp_path: Path, key: Ed25519Priva
         assert seen[-1].broker.url == "mqtt://h:1883" and node.ask(GetNodeConfig())[1]["applied"] == 3
         for topic, payload in node_out:
             hub.ask(Inbound(topic, payload))
+        stale = ConfigReport(node="n1", version=3, hash="h", status="rejected", reason="stale", ts_ms=T0_MS)
+        hub.ask(Inbound(topics.up(FLEET, "n1", "ack"), encode(stale)))
         hub.ask(Inbound(topics.up(FLEET, "n1", "ack"), b"junk"))
         hub.ask(Inbound(topics.up(FLEET, "n1", "ack"), encode(CommandAck(node="n1", id="c", status="ok", ts_ms=1))))
         assert hub.ask(Rollback("n1", 2)).state.restores == 2
         stats = hub.ask(GetConfigStats())
         assert stats["counters"]["applied"] == 3 and stats["counters"]["dead_letters"] == 1
         assert stats["counters"]["ignored"] == 1 and stats["lagging"] == ["n1"]
+        assert stats["counters"]["resigned"] == 1 and stats["counters"]["rejected"] == 1
         assert hub.ask("unknown") is None and node.ask("unknown") is None
     finally:
         hub.stop()

@@ -70,6 +70,7 @@ class HubConfigCounters:
     applied: int = 0
     rejected: int = 0
     rollbacks: int = 0  # automatic ones, after failing health checks
+    resigned: int = 0  # versions signed again for nodes that found them expired
     ignored: int = 0  # other messages on the ack topics (command acks)
     dead_letters: int = 0
 
@@ -145,7 +146,9 @@ class HubConfigActor(SupervisedActor):
             log.warning("%s refused config version %d: %s: %s", report.node, report.version, report.reason,
                         report.detail)  # fmt: skip
         sent = service.on_report(report)
-        if sent is not None:
+        if sent is not None and report.reason == "stale":
+            counters.resigned += 1
+        elif sent is not None:
             counters.rollbacks += 1
             log.warning("%s rolled back to version %d: %s", report.node, sent.state.restores, sent.state.note)
         return sent

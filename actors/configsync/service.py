@@ -176,11 +176,15 @@ class ConfigService:
         return self._send(node, state)
 
     def on_report(self, report: ConfigReport) -> Sent | None:
-        """Record a node's report; when its health checks fail after an apply, roll it back and send that."""
+        """Record a node's report; re-sign a version it found expired; roll it back when its health fails."""
         self.store.record_report(report)
-        if self._settles(report, self.history(report.node)):
+        history = self.history(report.node)
+        if report.reason == "stale" and history and report.version == history[-1].version:
+            # offline past the signature's validity (or a clock far off): the same version, signed afresh
+            return self._send(report.node, history[-1])
+        if self._settles(report, history):
             self.pending.confirm(report.node, report.version)
-        decision: RollbackDecision | None = decide_rollback(report, self.history(report.node))
+        decision: RollbackDecision | None = decide_rollback(report, history)
         if decision is None:
             return None
         return self.rollback(decision.node, decision.to_version, note=decision.reason, author="auto-rollback")
