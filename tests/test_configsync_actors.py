@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from conftest import wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pymonitor.actors.configsync import ConfigValidationError, PatchError, generate_key, key_id, trusted_keys
+from pymonitor.actors.configsync.canonical import same_value
 from pymonitor.actors.configsync.desired import desired_message, sign_desired
 from pymonitor.actors.configsync.errors import ConfigSyncError
 from pymonitor.actors.configsync.hub_actor import (
@@ -35,6 +38,7 @@ from pymonitor.actors.configsync.node_actor import (
 )
 from pymonitor.actors.configsync.patch import PatchOp
 from pymonitor.actors.configsync.service import ConfigService, members_target, parse_assignment
+from pymonitor.actors.configsync.tomlfile import to_toml
 from pymonitor.actors.runtime.clock import RealClock
 from pymonitor.actors.runtime.intake import Inbound
 from pymonitor.actors.runtime.supervisor import Supervisor
@@ -242,6 +246,29 @@ def test_parse_assignment_reads_toml_values_and_bare_text() -> None:
     assert parse_assignment("x.l=[1, 2]").value == [1, 2]
     with pytest.raises(ConfigSyncError, match="KEY=VALUE"):
         parse_assignment("novalue")
+
+
+TOML_SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+)
+
+
+@given(value=st.one_of(TOML_SCALARS, st.lists(TOML_SCALARS, max_size=4)))
+def test_parse_assignment_reads_back_any_value_the_toml_writer_writes(value: Any) -> None:
+    text = to_toml({"v": value}).strip()[len("v = ") :]
+    assert same_value(parse_assignment(f"a.b={text}").value, value)
+
+
+@given(text=st.text(max_size=40))
+def test_parse_assignment_never_fails_with_anything_but_a_config_error(text: str) -> None:
+    try:
+        op = parse_assignment(text)
+    except ConfigSyncError:
+        return
+    assert op.op == "set" and op.path
 
 
 # -- the node agent
