@@ -64,11 +64,17 @@ def _page(title: str, line: str, status: int) -> HTMLResponse:
 
 
 @router.get("/reply", response_class=HTMLResponse)
-def reply_link(store: Store, state: State, token: Annotated[str, Query(max_length=2048)] = "") -> HTMLResponse:
-    """An email reply link was followed: a genuine, unexpired, unused token acts once."""
+def reply_link(
+    store: Store,
+    state: State,
+    t: Annotated[str, Query(max_length=2048)] = "",
+    token: Annotated[str, Query(max_length=2048)] = "",
+) -> HTMLResponse:
+    """An email reply link was followed (``?t=`` as the email channel writes it, or ``?token=``): a genuine,
+    unexpired, unused token acts once."""
     now = state.settings.now_ms()
     with state.lock:
-        outcome = _handler(state).handle_token(token, now)
+        outcome = _handler(state).handle_token(t or token, now)
         if outcome.accepted and _token_used(store, outcome.audit.text):  # used before a restart
             outcome = _refused(outcome, "token already used")
         detail = apply(store, outcome, now)

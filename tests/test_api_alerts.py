@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_api_support import COLD_FP, HOT_FP, NOW, Api, make_api
+from test_api_support import COLD_FP, HOT_FP, NOW, Api, alerting_config, make_api
 
 from pymonitor.actors.alerting.actor import silence_of
 from pymonitor.actors.alerting.alert import Alert
@@ -209,3 +209,26 @@ def test_a_history_file_of_a_newer_schema_is_a_503_naming_it(tmp_path: Path) -> 
     store.close()
     got = api.client.get("/v1/alerts", headers=api.auth())
     assert got.status_code == 503 and "newer" in got.json()["error"]
+
+
+NOT_POLLED = "AlertingActor._poll_store reads only via='cli' acks; remove this mark when it reads every channel's"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NOT_POLLED)
+def test_running_actor_applies_an_ack_made_through_the_api(api: Api) -> None:
+    from pymonitor.actors.alerting.actor import AlertingActor
+    from pymonitor.actors.runtime.clock import RealClock
+
+    assert api.client.post(f"/v1/alerts/{HOT_FP}/ack", headers=api.auth()).status_code == 200
+    actor = AlertingActor(None, alerting_config(), api.db, RealClock())
+    actor.store = api.store()
+    applied: list[tuple[str, str, str]] = []
+
+    def spy(fp: str, *, by: str, via: str, now_ms: int, record: bool = True) -> list[object]:
+        applied.append((fp, by, via))
+        return []
+
+    actor.pipeline.ack = spy  # type: ignore[method-assign,assignment]
+    actor._poll_store(NOW)
+    actor.store.close()
+    assert applied == [(HOT_FP, "ops-phone", "api")]

@@ -46,6 +46,13 @@ def test_reply_link_acknowledges_and_is_audited_as_email(api: Api) -> None:
     assert str(row["detail"]).endswith(".***")  # the signature is never stored
 
 
+def test_reply_link_as_the_email_channel_writes_it_uses_t(api: Api) -> None:
+    from urllib.parse import quote
+
+    got = api.client.get(f"/v1/reply?t={quote(link(api))}")
+    assert got.status_code == 200 and "acknowledged by alice" in got.text
+
+
 def test_reply_link_works_once(api: Api) -> None:
     token = link(api)
     assert api.client.get("/v1/reply", params={"token": token}).status_code == 200
