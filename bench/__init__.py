@@ -22,6 +22,7 @@ MODULES: dict[str, str] = {
     "alerts": "alerts",
     "fleet_battery": "fleet_battery",
     "fleet_calibration": "fleet_calibration",
+    "config_sync": "config_sync",
 }
 """Bench name -> module in this package."""
 
