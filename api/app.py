@@ -69,10 +69,20 @@ def config_error(exc: AlertConfigError, where: str, status: int = 422) -> ApiErr
     return ApiError(status, reason or str(exc), path.removeprefix(where).lstrip(".") or where)
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (never held whole when it is huge)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body larger than {limit} bytes", "body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def json_object(raw: bytes, allowed: Mapping[str, type | tuple[type, ...]], required: set[str]) -> dict[str, Any]:
     """A request body that must be a JSON object with only ``allowed`` keys, each of its type."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes", "body")
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:

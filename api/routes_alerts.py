@@ -11,7 +11,7 @@ from pymonitor.actors.alerting.errors import AlertConfigError
 from pymonitor.actors.alerting.fields import duration_ms
 from pymonitor.actors.alerting.silences import Silence
 
-from .app import ApiError, State, Store, User, config_error, json_object
+from .app import ApiError, State, Store, User, config_error, json_object, read_body
 
 router = APIRouter(prefix="/v1/alerts")
 HISTORY_LIMIT_MAX = 500
@@ -76,7 +76,7 @@ def history(
 @router.post("/{fingerprint}/ack")
 async def ack(fingerprint: str, request: Request, store: Store, state: State, user: User) -> dict[str, Any]:
     """Acknowledge an alert (its fingerprint or a unique prefix): its escalation stops at the actor's next tick."""
-    body = json_object(await request.body(), {"comment": str}, set())
+    body = json_object(await read_body(request), {"comment": str}, set())
     comment = str(body.get("comment") or "acknowledged through the API")[:COMMENT_CHARS]
     matches = sorted(fp for fp in store.fingerprints_recorded() if fp.startswith(fingerprint))
     if len(matches) != 1:
@@ -96,7 +96,7 @@ def silences(store: Store, state: State, _user: User) -> dict[str, Any]:
 @router.post("/silences", status_code=201)
 async def silence(request: Request, store: Store, state: State, user: User) -> dict[str, Any]:
     """Mute alerts matching every matcher for ``duration``; the running actor applies it at its next tick."""
-    body = json_object(await request.body(), {"matchers": list, "duration": str, "comment": str}, {"matchers",
+    body = json_object(await read_body(request), {"matchers": list, "duration": str, "comment": str}, {"matchers",
                        "duration", "comment"})  # fmt: skip
     now = state.settings.now_ms()
     spec = {**body, "id": "api", "created_by": user}

@@ -306,7 +306,10 @@ def test_inbound_sms_with_a_bad_signature_writes_nothing(api: Api, headers: dict
 def test_inbound_sms_larger_than_a_callback_may_be_is_refused(api: Api) -> None:
     body, headers = signed({"from": "+447700900123", "text": "x" * 20_000})
     got = api.client.post("/v1/sms/inbound", content=body, headers=headers)
-    assert got.status_code == 400 and got.json()["error"].startswith("too large")
+    assert got.status_code == 413 and got.json() == {"error": "body larger than 16384 bytes", "field": "body"}
+    assert api.acks() == []
+    callback = api.client.post("/v1/sms/callback", content=body, headers=headers)
+    assert callback.status_code == 413 and api.counts()["attempts"] == 0
 
 
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
