@@ -121,12 +121,12 @@ def broker(
         running.stop()
 
 
-def _run_config(config: Any, seconds: float | None, json: bool) -> None:
+def _run_config(config: Any, seconds: float | None, json: bool, path: Path | None = None) -> None:
     from pymonitor.actors.runtime.node import RunningNode, run_until_signal, start_node
     from pymonitor.deploy import ConfigError
 
     try:
-        node = start_node(config)
+        node = start_node(config, path)
     except ConfigError as exc:  # files the config names (signing key, alerting rules) are checked at start
         fail(str(exc))
     typer.echo(f"node {config.node.name} connected to {node.broker_url} (Ctrl-C or SIGTERM to stop)", err=True)
@@ -165,7 +165,7 @@ def node(
     except ConfigError as exc:
         fail(str(exc))
         return
-    _run_config(cfg, seconds, json)
+    _run_config(cfg, seconds, json, config)
 
 
 @app.command()

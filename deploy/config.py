@@ -63,11 +63,14 @@ class HubSection(msgspec.Struct, forbid_unknown_fields=True):
     # Fleet rollouts (actors/rollout/actor.py): the state file `pymonitor rollout start` writes to turns the
     # rollout actor on; its commands are signed with this ed25519 key (`pymonitor config keygen --key ...`).
     rollouts_db: str | None = None
+    signing_key: str | None = None
+    # Remote configuration (actors/configsync/): the hub's config database turns the config-sync role on;
+    # desired configs are signed with signing_key and published retained to each node.
+    config_db: str | None = None
     # Alerting (actors/alerting/, docs/alerting.md): its TOML file turns the alerting role on beside the hub;
     # every alert, notification and acknowledgement goes to alerts_db.
     alerting_config: str | None = None
     alerts_db: str = "alerts.db"
-    signing_key: str | None = None
 
 
 class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,6 +93,14 @@ class SimulatorSection(msgspec.Struct, forbid_unknown_fields=True):
     summary_keep_days: PositiveFloat = 90.0  # the summaries sent, kept on the node too (its own tier)
 
 
+class ConfigSyncSection(msgspec.Struct, forbid_unknown_fields=True):
+    """A node that takes its config from the hub: whose signatures it trusts, where it keeps its state."""
+
+    trusted_keys: str  # a directory of the hub's public keys (*.pem, `pymonitor config keygen` makes them)
+    state: str = "configsync.state"  # applied versions, base for three-way merges, replay window
+    policy: Literal["hub-wins", "node-wins", "refuse"] = "hub-wins"  # a key changed both here and at the hub
+
+
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     node: NodeSection
     broker: BrokerSection = msgspec.field(default_factory=BrokerSection)
@@ -97,6 +108,7 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     hub: HubSection | None = None
     simulator: SimulatorSection | None = None
     summary: SummarySection | None = None  # per-metric windows and functions of the summary uplink
+    configsync: ConfigSyncSection | None = None  # this node's config comes from the hub, signed
 
 
 _PATH = re.compile(r" - at `\$((?:\.[A-Za-z0-9_]+|\[\d+\])*)`$")
@@ -158,10 +170,9 @@ def parse_config(data: dict[str, Any], source: str = "config") -> NodeConfig:
             parse_broker_url(url)
         except BrokerUrlError as exc:
             raise ConfigError(f"{source} at [broker].url: {exc}") from None
-    if config.hub is not None and config.hub.rollouts_db is not None and config.hub.signing_key is None:
-        raise ConfigError(
-            f"{source} at [hub].signing_key: required with [hub].rollouts_db (rollout commands are signed)"
-        )
+    for signed in ("rollouts_db", "config_db"):
+        if config.hub is not None and getattr(config.hub, signed) is not None and config.hub.signing_key is None:
+            raise ConfigError(f"{source} at [hub].signing_key: required with [hub].{signed} (what it sends is signed)")
     if config.simulator is not None and config.simulator.gateways > config.simulator.devices:
         raise ConfigError(f"{source} at [simulator].gateways: more gateways than devices")
     return config

@@ -50,6 +50,8 @@ class RunningNode:
     hub: HubRole | None = None
     rollouts: RolloutRole | None = None
     alerting: Any = None  # AlertingRole, imported lazily (its channels pull in httpx) only when configured
+    config_hub: Any = None  # HubConfigRole: desired configs out, reports in
+    config_node: Any = None  # NodeConfigRole: this node's config from the hub
     fleet: Any = None  # FleetSimulator, imported lazily (numpy) only when simulating
     stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -76,8 +78,9 @@ class RunningNode:
             self.fleet.stop()
         if self.rollouts is not None:
             self.rollouts.stop()
-        if self.alerting is not None:
-            self.alerting.stop()
+        for role in (self.alerting, self.config_hub, self.config_node):
+            if role is not None:
+                role.stop()
         if self.hub is not None:
             self.hub.stop()
         self.supervisor.stop_all()
@@ -87,10 +90,12 @@ class RunningNode:
         self.stopped.set()
 
 
-def start_node(config: NodeConfig) -> RunningNode:
-    """Start everything the config asks for."""
-    rollout_key = _rollout_key(config)  # first: a missing key file must not leave half a node running
+def start_node(config: NodeConfig, config_path: str | Path | None = None) -> RunningNode:
+    """Start everything the config asks for (``config_path``: the TOML it came from, which config sync rewrites)."""
+    signing_key = _signing_key(config)  # first: a missing key file must not leave half a node running
+    rollout_key = signing_key if config.hub is not None and config.hub.rollouts_db is not None else None
     alerting = _alerting_config(config)  # and a bad alerting file neither
+    synced = _config_sync_settings(config, config_path)
     clock = RealClock(speed=config.clock.speed, start_ms=config.clock.start_ms)
     supervisor = Supervisor(clock)
     broker: RunningBroker | None = None
@@ -163,6 +168,23 @@ def start_node(config: NodeConfig) -> RunningNode:
         node.fleet.start()
     if rollout_key is not None:
         node.rollouts = _start_rollouts(config, node, address, hosts, rollout_key)
+    if signing_key is not None and config.hub is not None and config.hub.config_db is not None:
+        from pymonitor.actors.configsync.hub_actor import HubConfigRole, HubConfigSettings
+
+        node.config_hub = HubConfigRole(
+            HubConfigSettings(fleet=fleet_name, db_path=Path(config.hub.config_db), key=signing_key),
+            node=name,
+            address=address,
+            clock=clock,
+            supervisor=supervisor,
+            ca_file=config.broker.ca_file,
+        ).start()
+    if synced is not None:
+        from pymonitor.actors.configsync.node_actor import NodeConfigRole
+
+        node.config_node = NodeConfigRole(
+            synced, address=address, clock=clock, supervisor=supervisor, ca_file=config.broker.ca_file
+        ).start()
     if alerting is not None:
         from pymonitor.actors.alerting.role import AlertingRole
 
@@ -195,12 +217,31 @@ def _alerting_config(config: NodeConfig) -> Any:
         raise ConfigError(f"[hub].alerting_config: {exc}") from None
 
 
-def _rollout_key(config: NodeConfig) -> Ed25519PrivateKey | None:
-    """The hub's signing key when it runs rollouts; a key file that does not load is a config error."""
+def _config_sync_settings(config: NodeConfig, config_path: str | Path | None) -> Any:
+    """NodeConfigSettings for a node with [configsync], or None; what cannot work is a ConfigError naming it."""
+    c = config.configsync
+    if c is None:
+        return None
+    from pymonitor.actors.configsync import ConfigSyncError, load_trusted_keys
+    from pymonitor.actors.configsync.node_actor import NodeConfigSettings
+
+    if config_path is None:
+        raise ConfigError("[configsync]: needs the node's TOML file (run it with `pymonitor node --config FILE`)")
+    try:
+        trusted = load_trusted_keys(c.trusted_keys)
+    except ConfigSyncError as exc:
+        raise ConfigError(f"[configsync].trusted_keys: {exc}") from None
+    if not trusted:
+        raise ConfigError(f"[configsync].trusted_keys: no public key (*.pem) in {c.trusted_keys}")
+    return NodeConfigSettings(toml_path=Path(config_path), state_path=Path(c.state), trusted=trusted, policy=c.policy)
+
+
+def _signing_key(config: NodeConfig) -> Ed25519PrivateKey | None:
+    """The hub's signing key when it runs rollouts or config sync; a key file that does not load is a config error."""
     from pymonitor.actors.configsync import ConfigSyncError, load_private_key
 
     h = config.hub
-    if h is None or h.rollouts_db is None or h.signing_key is None:
+    if h is None or h.signing_key is None or (h.rollouts_db is None and h.config_db is None):
         return None
     try:
         return load_private_key(h.signing_key)
