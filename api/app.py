@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
@@ -29,6 +30,7 @@ from pymonitor.store.database import StoreError
 from .auth import ApiKeys, bearer
 
 MAX_BODY_BYTES = 16_384
+GZIP_MIN_BYTES = 1_024
 
 
 def wall_clock_ms() -> int:
@@ -157,6 +159,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     app = FastAPI(title="PyMonitor", version="1", default_response_class=JsonResponse, docs_url=None, redoc_url=None)
     app.state.api = ApiState(settings)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)  # history pages shrink ~10x on a phone link
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:

@@ -81,6 +81,13 @@ def test_history_filters_by_fingerprint_since_and_limit(api: Api) -> None:
     assert api.client.get("/v1/alerts/history?since=1ms", headers=api.auth()).json()["history"] == []
 
 
+def test_large_answers_are_gzipped_for_clients_that_accept_it(api: Api) -> None:
+    got = api.client.get("/v1/alerts/history?limit=50", headers={**api.auth(), "Accept-Encoding": "gzip"})
+    assert got.headers["content-encoding"] == "gzip" and len(got.json()["history"]) == 4
+    small = api.client.get("/v1/health", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [("since=soon", "since"), ("limit=0", "limit"), ("limit=501", "limit"), ("limit=many", "limit")],

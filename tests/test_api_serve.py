@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_api_support import ALERTING, HOT_FP, NOW, make_api
 from typer.testing import CliRunner
 
@@ -69,6 +71,24 @@ def test_a_bad_keys_file_is_refused_naming_the_entry(tmp_path: Path, content: by
     path.write_bytes(content)
     with pytest.raises(KeyFileError, match=r"keys\.json: .*" + error.replace("[", r"\[").replace("]", r"\]")):
         read_keys(path)
+
+
+ENTRY = st.dictionaries(
+    st.sampled_from(["user", "sha256", "created_ms"]), st.text(max_size=70) | st.integers(-(2**63), 2**63 - 1)
+)
+
+
+@given(content=st.binary(max_size=300) | st.builds(lambda v: orjson.dumps({"keys": v}), st.lists(ENTRY, max_size=3)))
+def test_any_keys_file_is_read_or_refused_with_a_key_file_error(tmp_path_factory: pytest.TempPathFactory,
+                                                                content: bytes) -> None:  # fmt: skip
+    path = tmp_path_factory.mktemp("k") / "keys.json"
+    path.write_bytes(content)
+    try:
+        keys = read_keys(path)
+    except KeyFileError as exc:
+        assert str(exc).startswith(str(path))
+    else:
+        assert all(len(k.sha256) == 64 for k in keys)
 
 
 def test_a_missing_keys_file_is_no_keys_and_a_bad_user_name_is_refused(tmp_path: Path) -> None:
