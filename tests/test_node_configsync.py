@@ -58,7 +58,8 @@ def test_configsync_without_a_trusted_key_or_a_file_to_rewrite_is_refused_naming
     (tmp_path / "empty").mkdir()
     toml = tmp_path / "field.toml"
     toml.write_text(
-        f'[node]\nname = "f"\n[broker]\nurl = "mqtt://127.0.0.1:1"\n[configsync]\ntrusted_keys = "{tmp_path / "empty"}"\n'
+        f'[node]\nname = "f"\n[broker]\nurl = "mqtt://127.0.0.1:1"\n'
+        f'[configsync]\ntrusted_keys = "{tmp_path / "empty"}"\n'
     )
     config = load_config(toml)
     with pytest.raises(ConfigError, match=r"\[configsync\].trusted_keys: no public key"):
