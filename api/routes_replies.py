@@ -30,6 +30,7 @@ from pymonitor.actors.alerting.matchers import Matcher
 from pymonitor.actors.alerting.replies import (
     Ack,
     AlertCodebook,
+    ReplyAudit,
     ReplyHandler,
     ReplyOutcome,
     Silence,
@@ -90,7 +91,7 @@ def _token_used(store: AlertStore, shown: str) -> bool:
 
 def _refused(outcome: ReplyOutcome, reason: str) -> ReplyOutcome:
     audit = outcome.audit
-    refused = type(audit)(at_ms=audit.at_ms, via=audit.via, sender="token", text=audit.text, accepted=False,
+    refused = ReplyAudit(at_ms=audit.at_ms, via=audit.via, sender="token", text=audit.text, accepted=False,
                           reason=reason, action=None)  # fmt: skip
     return ReplyOutcome(action=None, audit=refused)
 
