@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -30,6 +30,7 @@ from pymonitor.store.database import StoreError
 from .auth import ApiKeys, bearer
 
 MAX_BODY_BYTES = 16_384
+StoreT = TypeVar("StoreT")
 GZIP_MIN_BYTES = 1_024
 
 
@@ -120,15 +121,20 @@ def state_of(request: Request) -> ApiState:
 State = Annotated[ApiState, Depends(state_of)]
 
 
+def open_existing(path: Path, opener: Callable[[Path], StoreT], field: str, what: str) -> StoreT:
+    """A store the API reads or appends to but never creates (an empty one would hide a wrong path): 503 if
+    it is missing or unusable."""
+    if not path.exists():
+        raise ApiError(503, f"{path}: no such {what}", field)
+    try:
+        return opener(path)
+    except StoreError as exc:
+        raise ApiError(503, f"{what} unavailable: {exc}", field) from None
+
+
 def open_alert_store(state: State) -> Iterator[AlertStore]:
     """One connection per request (SQLite connections belong to a thread; WAL lets readers overlap)."""
-    path = state.settings.alerts_db
-    if not path.exists():  # the alerting actor makes it; an empty one made here would hide a wrong path
-        raise ApiError(503, f"{path}: no such alert history file", "alerts_db")
-    try:
-        store = AlertStore(path)
-    except StoreError as exc:
-        raise ApiError(503, f"alert history unavailable: {exc}", "alerts_db") from None
+    store = open_existing(state.settings.alerts_db, AlertStore, "alerts_db", "alert history file")
     try:
         yield store
     finally:

@@ -6,10 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from pymonitor.store.database import StoreError
 from pymonitor.store.hub_store import HubStore
 
-from .app import ApiError, State, User
+from .app import ApiError, State, User, open_existing
 
 router = APIRouter(prefix="/v1")
 EVENTS_MAX = 100
@@ -23,12 +22,7 @@ def fleet(state: State, _user: User, events: Annotated[int, Query()] = 10) -> di
         raise ApiError(404, "no hub database: start the API with --hub-db", "hub_db")
     if not 0 <= events <= EVENTS_MAX:
         raise ApiError(422, f"expected 0 to {EVENTS_MAX}, got {events}", "events")
-    if not path.exists():  # HubStore would create an empty one: say so instead
-        raise ApiError(503, f"{path}: no such hub database", "hub_db")
-    try:
-        store = HubStore(path)
-    except StoreError as exc:
-        raise ApiError(503, f"hub database unavailable: {exc}", "hub_db") from None
+    store = open_existing(path, HubStore, "hub_db", "hub database")
     try:
         stats, nodes, recent = store.stats(), store.per_node(), store.recent_events(events)
     finally:

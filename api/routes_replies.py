@@ -178,13 +178,21 @@ def _refusal(exc: CallbackError) -> ApiError:
     return ApiError(400, reason, where.get(kind, "body"))
 
 
+async def _from_carrier(
+    request: Request, state: ApiState, channel: str | None
+) -> tuple[bytes, int, SmsHttpConfig, StatusCallbacks]:
+    """The body (16 KiB at most), the time it came, and the channel whose secret must have signed it."""
+    body = await read_body(request, MAX_CALLBACK_BYTES)
+    with state.lock:
+        config, callbacks = _callbacks(state, channel)
+    return body, state.settings.now_ms(), config, callbacks
+
+
 @router.post("/sms/callback")
 async def sms_status(request: Request, store: Store, state: State, channel: str | None = None) -> dict[str, Any]:
     """The carrier says what became of a message: recorded as a delivery attempt, as the actor records it."""
-    body = await read_body(request, MAX_CALLBACK_BYTES)
-    now = state.settings.now_ms()
+    body, now, _, callbacks = await _from_carrier(request, state, channel)
     with state.lock:
-        _, callbacks = _callbacks(state, channel)
         update = callbacks.handle(body, request.headers, now)
     if isinstance(update, CallbackError):
         raise _refusal(update)
@@ -199,10 +207,8 @@ async def sms_status(request: Request, store: Store, state: State, channel: str 
 @router.post("/sms/inbound")
 async def sms_inbound(request: Request, store: Store, state: State, channel: str | None = None) -> dict[str, Any]:
     """An SMS reply the carrier forwards (``{"from", "text"}``, signed): ACK / SILENCE / STATUS with a PIN."""
-    body = await read_body(request, MAX_CALLBACK_BYTES)
-    now = state.settings.now_ms()
+    body, now, config, callbacks = await _from_carrier(request, state, channel)
     with state.lock:
-        config, callbacks = _callbacks(state, channel)
         _verify(config, callbacks, body, request.headers, now)
         sender, text = _inbound_fields(body)
         handler = _handler(state)
