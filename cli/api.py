@@ -42,9 +42,12 @@ def serve(
     keys: KeysOpt = Path("api-keys.json"),
 ) -> None:
     """Serve /v1 (alerts, replies, fleet) until interrupted."""
-    from pymonitor.api.app import ApiSettings
-    from pymonitor.api.auth import ApiKeys, KeyFileError
-    from pymonitor.api.server import serve as run
+    try:
+        from pymonitor.api.app import ApiSettings
+        from pymonitor.api.auth import ApiKeys, KeyFileError
+        from pymonitor.api.server import serve as run
+    except ImportError as exc:
+        fail(f"the API needs pymonitor[api] installed ({exc})")
 
     alerting = _alerting(config)
     responders = alerting.replies.responders if alerting is not None and alerting.replies is not None else ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import sys
 from pathlib import Path
 
 import httpx
@@ -124,6 +125,12 @@ def test_cli_refuses_bad_users_keys_files_and_configs(tmp_path: Path) -> None:
     config.write_text("[alerting]\nbogus = 1\n")
     served = runner.invoke(api_app, ["serve", "--config", str(config)])
     assert served.exit_code == 2 and "alerting.bogus" in served.output
+
+
+def test_cli_serve_without_the_api_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pymonitor.api.app", None)  # as if fastapi were missing
+    result = runner.invoke(api_app, ["serve"])
+    assert result.exit_code == 2 and "needs pymonitor[api]" in result.output
 
 
 def test_cli_serve_passes_the_settings_to_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
