@@ -14,6 +14,7 @@ from .packing import PackedFrame
 from .readings import BatchColumns, ReadingBatch
 from .registry import message, registered_tags
 from .requests import RawRequest
+from .signed import SignedCommand
 from .summaries import SummaryBatch, SummaryRow
 from .validate import CborValue
 from .views import to_view
@@ -36,6 +37,7 @@ __all__ = [
     "PackedFrame",
     "RawRequest",
     "ReadingBatch",
+    "SignedCommand",
     "SummaryBatch",
     "SummaryRow",
     "decode",

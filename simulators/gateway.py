@@ -9,12 +9,17 @@ publishes the Will) and stays down until restored; the outbox then catches up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pymonitor import __version__
+from pymonitor.actors.configsync.commands import command_id, open_command
+from pymonitor.actors.configsync.errors import SignatureError
+from pymonitor.actors.configsync.signing import ReplayGuard
 from pymonitor.actors.rollout.wire import COMMAND_NAME as ROLLOUT_COMMAND
 from pymonitor.actors.runtime.breaker import BreakerState, CircuitBreaker
 from pymonitor.actors.runtime.clock import Clock, TimerHandle
@@ -23,7 +28,17 @@ from pymonitor.actors.runtime.supervisor import SupervisedActor, Supervisor, tel
 from pymonitor.actors.summary.config import SummarySection
 from pymonitor.actors.uplink import DailyBudget, LinkEstimator, UplinkPlan, plan_uplink
 from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
-from pymonitor.messages import Command, CommandAck, DeadLetter, DeliveryAck, NodeBirth, NodeDeath, encode
+from pymonitor.messages import (
+    Command,
+    CommandAck,
+    DeadLetter,
+    DeliveryAck,
+    MessageError,
+    NodeBirth,
+    NodeDeath,
+    SignedCommand,
+    encode,
+)
 from pymonitor.messages.requests import RawRequest
 from pymonitor.messages.thinning import thin_frame
 from pymonitor.store.outbox import DurableOutbox, Priority
@@ -52,6 +67,8 @@ DURABLE_CAP_BYTES = 256 * 1024 * 1024
 LIVE_WINDOW_S = 60.0
 """When the link comes back, frames older than this go on the backfill stream, behind live data."""
 SAMPLER_STATE_KEY = "sampler"
+COMMAND_GUARD_STATE_KEY = "command_guard"
+"""A durable gateway keeps the highest signed-command sequence per key, so a restart reopens no replay."""
 LOSS_TALLIES = ("evicted_readings_", "downsampled_readings_")
 LOSS_REPORT_EVERY_MS = 10 * 60 * 1000
 
@@ -105,6 +122,10 @@ class GatewaySettings:
     outbox: Outbox = field(default_factory=Outbox)  # in memory (when no outbox_path); survives actor restarts
     generated: list[int] = field(default_factory=lambda: [0])  # readings buffered, survives restarts
     rollout: RolloutAgent | None = None  # answers signed rollout commands (survives restarts); None: ignored
+    # Set: control commands (raw.request.v1, command.v1) count only inside a valid command.signed.v1 by one of
+    # these keys (configsync.commands); anything else is refused with an ack naming the reason. None: unsigned.
+    trusted_keys: Mapping[str, Ed25519PublicKey] | None = None
+    command_guard: ReplayGuard = field(default_factory=ReplayGuard)  # signed commands' replay window; survives restarts
 
 
 class GatewayActor(SupervisedActor):
@@ -131,6 +152,7 @@ class GatewayActor(SupervisedActor):
         self.link_wanted = True
         self.sampling = True
         self.dead_letters = 0
+        self.refused_commands = 0  # control commands refused for their signature (trusted_keys set)
         self.bridge: MqttBridge | None = None
         self._timer: TimerHandle | None = None
         self._reported_losses = 0
@@ -188,6 +210,9 @@ class GatewayActor(SupervisedActor):
             sampler.restore(saved)
         if budget := box.state().get(BUDGET_STATE_KEY):
             self.budget = DailyBudget.from_state(cbor2.loads(budget), s.daily_budget_bytes)
+        guard = box.state().get(COMMAND_GUARD_STATE_KEY)
+        if guard and not s.command_guard.snapshot():  # a new process: the in-memory window is gone
+            s.command_guard = ReplayGuard.restore(cbor2.loads(guard))
         box.save_state({SAMPLER_STATE_KEY: sampler.snapshot()})
         self.settings.generated[0] = box.tallies().get("readings", 0)
         self._reported_losses = self._losses()
@@ -429,12 +454,21 @@ class GatewayActor(SupervisedActor):
             self.dead_letters += 1
             log.warning("%s refused a frame on %s: %s", self.settings.node, result.topic, result.reason)
             return
-        msg = result.message
+        msg, payload = result.message, inbound.payload
+        trusted = self.settings.trusted_keys
+        is_rollout = isinstance(msg, Command) and msg.name == ROLLOUT_COMMAND  # carries its own envelope
+        if trusted is not None and isinstance(msg, RawRequest | Command | SignedCommand) and not is_rollout:
+            opened = self._open_signed(msg, trusted)
+            if opened is None:
+                return
+            msg, payload = opened
+        elif isinstance(msg, SignedCommand):
+            return  # no trusted keys: nothing to verify it with, so it is not acted on
         if isinstance(msg, RawRequest):
             self._serve_raw(msg)
             return
         if isinstance(msg, Command) and msg.name == ROLLOUT_COMMAND:
-            self._rollout(inbound)
+            self._rollout(inbound.topic, payload)
             return
         if not isinstance(msg, DeliveryAck):
             return
@@ -446,17 +480,46 @@ class GatewayActor(SupervisedActor):
             if isinstance(self.outbox, DurableOutbox):
                 self._send()  # ack-clocked: room in the window goes to the next frames at once
 
-    def _rollout(self, inbound: Inbound) -> None:
+    def _open_signed(
+        self, msg: RawRequest | Command | SignedCommand, trusted: Mapping[str, Ed25519PublicKey]
+    ) -> tuple[RawRequest | Command, bytes] | None:
+        """The verified command in ``msg`` and its frame, or None after refusing it with an ack naming the reason."""
+        now = self.clock.now_ms()
+        try:
+            inner = open_command(msg, trusted, self.settings.command_guard, now)
+        except (SignatureError, MessageError) as exc:
+            self.refused_commands += 1
+            detail = str(exc) if isinstance(exc, SignatureError) else f"invalid: {exc}"  # starts with the reason
+            log.warning("%s refused a control command: %s", self.settings.node, detail)
+            self._ack(command_id(msg), "refused", detail)
+            return None
+        assert isinstance(msg, SignedCommand)  # open_command opens nothing else
+        if isinstance(self.outbox, DurableOutbox):
+            self.outbox.save_state({COMMAND_GUARD_STATE_KEY: cbor2.dumps(self.settings.command_guard.snapshot())})
+        return inner, msg.body
+
+    def _ack(self, command: str, status: str, detail: str, result: dict[str, Any] | None = None) -> None:
+        ack = CommandAck(
+            node=self.settings.node,
+            id=command,
+            ts_ms=self.clock.now_ms(),
+            status=status,
+            detail=detail,
+            result=result or {},
+        )
+        if self.bridge is not None:
+            self.bridge.publish(topics.up(self.settings.fleet, self.settings.node, "ack"), encode(ack))
+
+    def _rollout(self, topic: str, frame: bytes) -> None:
         """The devices' agent verifies and acts; its reports go straight up (a lost one times out at the hub)."""
         agent = self.settings.rollout
         if agent is None or self.bridge is None:
             return
-        for topic, payload in agent.handle(inbound.topic, inbound.payload, self.clock.now_ms()):
-            self.bridge.publish(topic, payload)
+        for up_topic, payload in agent.handle(topic, frame, self.clock.now_ms()):
+            self.bridge.publish(up_topic, payload)
 
     def _serve_raw(self, request: RawRequest) -> None:
         """Progressive resolution: the raw readings (or the summaries) of a window, from its tier, as backfill."""
-        now = self.clock.now_ms()
         frames = readings = 0
         tier = self.summary_tier if request.tier == "summaries" else self.raw_tier
         if tier is None or self.sampler is None:
@@ -469,16 +532,7 @@ class GatewayActor(SupervisedActor):
             oldest = tier.oldest_ms()
             status = "ok"
             detail = "" if frames else f"nothing kept for that window (the {request.tier} tier starts at {oldest})"
-        ack = CommandAck(
-            node=self.settings.node,
-            id=request.id,
-            ts_ms=now,
-            status=status,
-            detail=detail,
-            result={"frames": frames, "readings": readings},
-        )
-        if self.bridge is not None:
-            self.bridge.publish(topics.up(self.settings.fleet, self.settings.node, "ack"), encode(ack))
+        self._ack(request.id, status, detail, {"frames": frames, "readings": readings})
         self._send()
 
     def _set_link(self, up: bool) -> None:
@@ -502,6 +556,7 @@ class GatewayActor(SupervisedActor):
             "pending_frames": len(self.outbox),
             "generated": self.settings.generated[0],
             "dead_letters": self.dead_letters,
+            "refused_commands": self.refused_commands,
             "breaker": self.breaker.state.value,
         }
         if isinstance(self.outbox, DurableOutbox):

@@ -54,6 +54,7 @@ from pymonitor.messages.config import CONFIG_REPORT_STATUSES, REFUSAL_REASONS, C
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
 from pymonitor.messages.requests import RAW_WINDOW_MAX_MS, RawRequest
+from pymonitor.messages.signed import SignedCommand
 from pymonitor.messages.validate import INT_MAX, INT_MIN, MAX_NESTING
 
 INT64_MIN = -(2**63)
@@ -233,6 +234,10 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
         capabilities=st.lists(texts, max_size=4),
     ),
     "node.death.v1": st.builds(NodeDeath, node=texts, session=wire_ints, reason=texts, ts_ms=st.none() | int64s),
+    "command.signed.v1": st.builds(
+        SignedCommand, body=st.binary(min_size=1, max_size=64), key_id=texts, issued_ms=int64s, expires_ms=int64s,
+        seq=wire_ints, signature=st.binary(max_size=64),
+    ),
     "config.desired.v1": st.builds(
         ConfigDesired, node=texts, version=st.integers(1, 2**62), hash=texts, doc=cbor_maps, key_id=texts,
         issued_ms=int64s, expires_ms=int64s, seq=wire_ints, signature=st.binary(max_size=64),

@@ -42,6 +42,7 @@ from pymonitor.messages import (
 from pymonitor.messages.config import ConfigDesired, ConfigReport
 from pymonitor.messages.packing import PackedFrame
 from pymonitor.messages.registry import spec_for_tag
+from pymonitor.messages.signed import SignedCommand
 from pymonitor.messages.summaries import pack_sketch
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -143,6 +144,18 @@ EXAMPLES: dict[str, object] = {
         ts_ms=T0_MS + 86_400_000,
         devices=["bat-002", "bat-003"],
         reason="anomaly on bat-002 at 00:12",
+    ),
+    # A raw.request.v1 frame written out (id raw-0007, the first hour of 2026): the signed bytes must not drift.
+    "command.signed.v1": SignedCommand(
+        body=bytes.fromhex(
+            "a861746e7261772e726571756573742e7631626964687261772d303030376766726f6d5f6d731b0000019b76daa80065746f"
+            "5f6d731b0000019b771196806574735f6d731b0000019b7c01040067646576696365738066726561736f6e60647469657263726177"
+        ),
+        key_id="0123456789abcdef",
+        issued_ms=T0_MS + 86_400_000,
+        expires_ms=T0_MS + 86_400_000 + 600_000,
+        seq=2**40 + 3,
+        signature=bytes(range(64, 128)),
     ),
     "config.desired.v1": ConfigDesired(
         node="gw-field-3",
