@@ -13,6 +13,7 @@ import typer
 from pymonitor import __version__
 
 from .alerts import alerts_app, notify_app
+from .api import api_app
 from .config import app as config_app
 from .fleet_import import app as import_app
 from .output import fail, print_json
@@ -418,6 +419,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(notify_app, name="notify")
 app.add_typer(config_app, name="config")
+app.add_typer(api_app, name="api")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -218,10 +218,7 @@ def test_a_history_file_of_a_newer_schema_is_a_503_naming_it(tmp_path: Path) -> 
     assert got.status_code == 503 and "newer" in got.json()["error"]
 
 
-NOT_POLLED = "AlertingActor._poll_store reads only via='cli' acks; remove this mark when it reads every channel's"
 
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NOT_POLLED)
 def test_running_actor_applies_an_ack_made_through_the_api(api: Api) -> None:
     from pymonitor.actors.alerting.actor import AlertingActor
     from pymonitor.actors.runtime.clock import RealClock

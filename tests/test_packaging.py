@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPED = ("package", "actors", "messages", "broker", "deploy", "simulators", "store", "cli", "bench")
+MAPPED = ("package", "actors", "messages", "broker", "deploy", "simulators", "store", "cli", "bench", "api")
 
 
 def _source_modules() -> set[str]:

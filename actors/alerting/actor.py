@@ -40,6 +40,9 @@ from .pipeline import AlertPipeline
 from .silences import Silence
 
 log = logging.getLogger(__name__)
+
+STORE_WRITERS = ("cli", "api")
+"""Who acknowledges through the alert store (the running actor picks their rows up on its tick)."""
 ALERTING_ACTOR = "alerting"
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 TICK_S = 1.0
@@ -286,11 +289,15 @@ class AlertingActor(SupervisedActor):
             self._run(self.pipeline.event(msg, now_ms))
 
     def _poll_store(self, now_ms: int) -> None:
-        """Acks and silences the CLI wrote into the store since the last look."""
+        """Acks and silences the CLI and the REST API wrote into the store since the last look.
+
+        The actor's own rows (SMS and email replies it handled) are skipped: it applied them already.
+        """
         assert self.store is not None
-        for row in self.store.acknowledgements_after(self._last_ack_id, via="cli"):
+        for row in self.store.acknowledgements_after(self._last_ack_id):
             self._last_ack_id = row["id"]
-            self.pipeline.ack(row["fingerprint"], by=row["by"], via="cli", now_ms=now_ms, record=False)
+            if row["via"] in STORE_WRITERS and row["action"] == "ack" and row["fingerprint"]:
+                self.pipeline.ack(row["fingerprint"], by=row["by"], via=row["via"], now_ms=now_ms, record=False)
         for row in self.store.silences_after(self._last_silence_id):
             self._last_silence_id = row["id"]
             try:
