@@ -14,20 +14,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
-from pymonitor.actors.fleet_roles import (
-    BatteryOptions,
-    CalibrationOptions,
-    EnvironmentOptions,
-    FirmwareOptions,
-    FleetQueryError,
-    FleetService,
-    GatewayOptions,
-)
+if TYPE_CHECKING:  # the roles pull in numpy and every core: imported when a command runs, not for --help
+    from pymonitor.actors.fleet_roles import FleetService
 
 fleet_app = typer.Typer(
     help="Fleet health: battery, firmware, calibration, environment, gateways.", no_args_is_help=True
@@ -43,6 +36,8 @@ LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="Rows shown per li
 
 def parse_now(text: str | None, latest: Callable[[], int | None], clock: Callable[[], int]) -> int:
     """``--now``: None -> the clock, 'latest' -> the newest reading, else epoch ms or an ISO time."""
+    from pymonitor.actors.fleet_roles import FleetQueryError
+
     if text is None:
         return clock()
     if text == "latest":
@@ -69,6 +64,8 @@ def _answer(
     db: Path, now: str | None, json: bool, ask: Callable[[FleetService, int], dict[str, Any]]
 ) -> dict[str, Any] | None:
     """The role's answer for the text view; None when it was printed as JSON (or exit 2 with the reason)."""
+    from pymonitor.actors.fleet_roles import FleetQueryError, FleetService
+
     try:
         with FleetService(db) as service:
             answer = ask(service, parse_now(now, service.latest_ms, _clock_ms))
@@ -103,6 +100,8 @@ def battery(
     json: JsonOpt = False,
 ) -> None:
     """Depletion forecasts, discharge rates by battery type and site, alerts and the technician's trips."""
+    from pymonitor.actors.fleet_roles import BatteryOptions
+
     options = BatteryOptions(
         window_days=window_days,
         thresholds_days=tuple(threshold) if threshold else (30.0, 14.0, 7.0),
@@ -153,6 +152,8 @@ def firmware(
     json: JsonOpt = False,
 ) -> None:
     """Versions per model and site, outdated and vulnerable devices, rollouts, unauthorised changes."""
+    from pymonitor.actors.fleet_roles import FirmwareOptions
+
     options = FirmwareOptions(advisories=advisories, approved=approved, limit=limit)
     a = _answer(db, now, json, lambda s, t: s.firmware(t, options))
     if a is None:
@@ -189,6 +190,8 @@ def calibration(
     json: JsonOpt = False,
 ) -> None:
     """Sensors drifting from their co-located neighbours, and the recalibration schedule."""
+    from pymonitor.actors.fleet_roles import CalibrationOptions
+
     options = CalibrationOptions(days=days, interval_days=interval_days, device=device, limit=limit)
     a = _answer(db, now, json, lambda s, t: s.calibration(t, options))
     if a is None:
@@ -219,6 +222,8 @@ def environment(
     json: JsonOpt = False,
 ) -> None:
     """Failure rate ratios for heat, humidity and vibration, with 95% intervals, and recommendations."""
+    from pymonitor.actors.fleet_roles import EnvironmentOptions
+
     options = EnvironmentOptions(days=days, bin_hours=bin_hours, limit=limit)
     a = _answer(db, now, json, lambda s, t: s.environment(t, options))
     if a is None:
@@ -249,6 +254,8 @@ def gateways(
     json: JsonOpt = False,
 ) -> None:
     """Devices and traffic per gateway, imbalance, bottlenecks and a rebalancing plan."""
+    from pymonitor.actors.fleet_roles import FleetQueryError, GatewayOptions
+
     try:
         options = GatewayOptions(
             hours=hours, capacity_msgs_s=capacity, min_quality=min_quality, target_util=target_util, limit=limit
