@@ -217,6 +217,13 @@ def pub(
     data: Annotated[str | None, typer.Option(help="The message fields as a JSON object.")] = None,
     raw: Annotated[Path | None, typer.Option(help="Publish this file's bytes as they are (- for stdin).")] = None,
     retain: bool = False,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Sign the command with this ed25519 key (PEM) and publish it as command.signed.v1; "
+            "the sequence is kept in KEY.seq beside the key."
+        ),
+    ] = None,
 ) -> None:
     """Publish one message (validated by the codec) or raw bytes."""
     from pymonitor.messages import MessageError
@@ -234,11 +241,32 @@ def pub(
     else:
         fail("give --tag and --data, or --raw FILE")
         return
+    if sign_key is not None:
+        frame = _signed_frame(frame, sign_key)
     try:
         publish(broker, topic, frame, retain=retain)
     except (ConnectionError, ValueError) as exc:
         fail(str(exc))
     typer.echo(f"published {len(frame)} bytes to {topic}", err=True)
+
+
+def _signed_frame(frame: bytes, key_path: Path) -> bytes:
+    """``frame`` (a control command) as a command.signed.v1 signed with the key file, on the next sequence."""
+    import time
+
+    from pymonitor.actors.configsync.commands import next_command_seq, sign_command
+    from pymonitor.actors.configsync.errors import ConfigSyncError
+    from pymonitor.actors.configsync.signing import load_private_key
+    from pymonitor.messages import encode
+
+    now_ms = time.time_ns() // 1_000_000
+    try:
+        key = load_private_key(key_path)
+        signed = sign_command(frame, key, now_ms, next_command_seq(key_path, now_ms))
+    except ConfigSyncError as exc:
+        fail(f"--sign-key: {exc}")
+    typer.echo(f"signed as command.signed.v1 by key {signed.key_id}, seq {signed.seq}", err=True)
+    return encode(signed)
 
 
 @app.command()

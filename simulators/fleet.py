@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pykka
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pymonitor.actors.runtime.clock import Clock
 from pymonitor.actors.runtime.supervisor import Supervisor
@@ -48,6 +50,7 @@ class FleetSimulator:
         raw_keep_days: float = 7.0,
         summary: SummarySection | None = None,
         summary_keep_days: float = SUMMARY_KEEP_DAYS,
+        trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
     ) -> None:
         self.layout: FleetLayout = plan_fleet(fleet=fleet, devices=devices, gateways=gateways, seed=seed)
         self.address = address
@@ -82,6 +85,7 @@ class FleetSimulator:
                 raw_keep_days=raw_keep_days,
                 summary=summary,
                 summary_keep_days=summary_keep_days,
+                trusted_keys=trusted_keys,  # set: control commands must be signed by one of these
             )
             for i, name in enumerate(self.layout.gateways)
         ]

@@ -6,19 +6,22 @@ signature made for a config or a rollout body from ever verifying as a command. 
 keys acts only on what :func:`open_command` returns and answers everything else with the reason
 of the :class:`SignatureError` (unsigned, unknown_key, forged, stale, replayed).
 
-Pure: no clock reads (``now_ms`` is passed in), no MQTT.
+Pure apart from :func:`next_command_seq` (a small state file): no clock reads, no MQTT.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pymonitor.messages import Command, MessageError, RawRequest, SignedCommand, decode
 
-from .errors import ConfigSyncError, SignatureError
+from .errors import ConfigSyncError, KeyFileError, SignatureError
 from .signing import CLOCK_SKEW_MS, ReplayGuard, SignedEnvelope, sign, verify
 
 BODY_KEY = "command.signed.v1"
@@ -26,6 +29,9 @@ BODY_KEY = "command.signed.v1"
 
 COMMAND_TTL_MS = 10 * 60_000
 """How long a signed control command stays acceptable: an operator's request is wanted now, not next week."""
+
+SEQ_FILE_SUFFIX = ".seq"
+"""``<key file>.seq`` beside a private key holds the last sequence its commands were signed with."""
 
 ControlCommand = RawRequest | Command
 """What a signed command may carry."""
@@ -100,3 +106,25 @@ def command_id(msg: object) -> str:
         except MessageError:
             return ""
     return msg.id if isinstance(msg, RawRequest | Command) else ""
+
+
+def next_command_seq(key_path: str | Path, now_ms: int) -> int:
+    """The next sequence for commands signed with the key at ``key_path``, kept in ``<key_path>.seq``.
+
+    ``max(last + 1, now_ms)``, reserved under a file lock before it is used: the floor at the clock
+    keeps sequences growing if the file is lost or damaged, or two machines hold copies of the key.
+    """
+    path = Path(f"{key_path}{SEQ_FILE_SUFFIX}")
+    try:
+        with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as state:
+            fcntl.flock(state, fcntl.LOCK_EX)
+            text = state.read().strip()
+            seq = max((int(text) if text.isdigit() else 0) + 1, now_ms)
+            state.seek(0)
+            state.truncate()
+            state.write(b"%d\n" % seq)
+            state.flush()
+            os.fsync(state.fileno())
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot keep the command sequence: {exc.strerror}") from None
+    return seq

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pymonitor.actors.hub import HubRole
 from pymonitor.actors.hub.retention import RetentionSettings
@@ -94,6 +94,7 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
     """Start everything the config asks for (``config_path``: the TOML it came from, which config sync rewrites)."""
     signing_key = _signing_key(config)  # first: a missing key file must not leave half a node running
     rollout_key = signing_key if config.hub is not None and config.hub.rollouts_db is not None else None
+    command_trust = _command_trust(config, signing_key)
     alerting = _alerting_config(config)  # and a bad alerting file neither
     synced = _config_sync_settings(config, config_path)
     clock = RealClock(speed=config.clock.speed, start_ms=config.clock.start_ms)
@@ -159,6 +160,7 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
             raw_keep_days=s.raw_keep_days,
             summary=config.summary,
             summary_keep_days=s.summary_keep_days,
+            trusted_keys=command_trust,  # the hub's key: its own simulated gateways take signed commands only
         )
         if rollout_key is not None:  # the hub's own simulated gateways answer its rollouts, trusting its key
             from pymonitor.actors.configsync import trusted_keys
@@ -236,17 +238,28 @@ def _config_sync_settings(config: NodeConfig, config_path: str | Path | None) ->
     return NodeConfigSettings(toml_path=Path(config_path), state_path=Path(c.state), trusted=trusted, policy=c.policy)
 
 
-def _signing_key(config: NodeConfig) -> Ed25519PrivateKey | None:
-    """The hub's signing key when it runs rollouts or config sync; a key file that does not load is a config error."""
+def _signing_key(config: NodeConfig, *, any_role: bool = False) -> Ed25519PrivateKey | None:
+    """The hub's signing key when it runs rollouts or config sync (``any_role``: whenever it is set);
+    a key file that does not load is a config error."""
     from pymonitor.actors.configsync import ConfigSyncError, load_private_key
 
     h = config.hub
-    if h is None or h.signing_key is None or (h.rollouts_db is None and h.config_db is None):
+    if h is None or h.signing_key is None or (not any_role and h.rollouts_db is None and h.config_db is None):
         return None
     try:
         return load_private_key(h.signing_key)
     except ConfigSyncError as exc:
         raise ConfigError(f"[hub].signing_key: {exc}") from None
+
+
+def _command_trust(config: NodeConfig, signing_key: Ed25519PrivateKey | None) -> dict[str, Ed25519PublicKey] | None:
+    """With [hub].signing_key, the trust set of the node's own simulated gateways for control commands; else None."""
+    from pymonitor.actors.configsync import trusted_keys
+
+    if config.simulator is None:
+        return None
+    key = signing_key or _signing_key(config, any_role=True)
+    return None if key is None else trusted_keys([key.public_key()])
 
 
 def hub_inventory_hosts(db_path: str) -> dict[str, str]:
