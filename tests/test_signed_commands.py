@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import wait_for
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_end_to_end import RawClient
@@ -219,7 +219,13 @@ class SignedGateway:
     FLEET = "signed"
     NODE = "gw-0000"
 
-    def __init__(self, address: BrokerAddress, outbox_dir: Path, client_id: str) -> None:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        outbox_dir: Path | None,
+        client_id: str,
+        trusted: Mapping[str, Ed25519PublicKey] | None = TRUSTED,
+    ) -> None:
         self.clock = RealClock()  # real time: the CLI signs with the wall clock
         self.supervisor = Supervisor(self.clock)
         self.fleet = FleetSimulator(
@@ -232,7 +238,7 @@ class SignedGateway:
             outbox_dir=outbox_dir,
             uplink="summaries",
             summary_window_s=60.0,
-            trusted_keys=TRUSTED,
+            trusted_keys=trusted,
         )
         self.client = RawClient(address, client_id, (topics.up(self.FLEET, self.NODE, "ack"),))
         self.fleet.start()
@@ -298,6 +304,24 @@ def test_a_signed_frame_whose_body_is_no_control_command_is_refused_as_invalid(g
     )
     ack = gateway.ask(encode(frame))
     assert (ack.id, ack.status) == ("", "refused") and ack.detail.startswith("invalid: ")
+
+
+@pytest.mark.needs_mosquitto
+@pytest.mark.parametrize("trusted", [TRUSTED, None], ids=["trusting", "without-keys"])
+def test_an_in_memory_gateway_opens_signed_commands_only_when_it_trusts_keys(
+    broker_address: BrokerAddress, trusted: Mapping[str, Ed25519PublicKey] | None
+) -> None:
+    """Without trusted keys a gateway behaves as before: unsigned requests served, signed ones not acted on."""
+    gw = SignedGateway(broker_address, None, f"in-memory-{trusted is None}", trusted)
+    try:
+        gw.client.publish(gw.topic, encode(sign_command(_request(gw, "signed"), HUB_KEY, gw.clock.now_ms(), seq=1)))
+        if trusted is None:  # in order on one connection: the plain one's answer comes first if the signed got none
+            gw.client.publish(gw.topic, _request(gw, "plain"))
+        (first,) = gw.client.take(1, CommandAck, what="the first answer")
+    finally:
+        gw.close()
+    assert first.id == ("plain" if trusted is None else "signed")
+    assert first.status == "refused" and "keeps no raw tier" in first.detail  # served: in memory, nothing kept
 
 
 @pytest.mark.needs_mosquitto
