@@ -37,6 +37,14 @@ ControlCommand = RawRequest | Command
 """What a signed command may carry."""
 
 
+SIGNATURE_FIELDS = ("key_id", "issued_ms", "expires_ms", "seq", "signature")
+"""What a ``command.signed.v1`` and a :class:`SignedEnvelope` share: all but the body."""
+
+
+def _signature_fields(source: SignedEnvelope | SignedCommand) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in SIGNATURE_FIELDS}
+
+
 def _control(frame: bytes, where: str) -> ControlCommand:
     msg = decode(frame)
     if not isinstance(msg, RawRequest | Command):
@@ -59,14 +67,7 @@ def sign_command(
     if ttl_ms <= 0:
         raise ConfigSyncError(f"ttl_ms: expected a positive duration, got {ttl_ms}")
     env = sign({BODY_KEY: inner_frame}, key, issued_ms=now_ms, expires_ms=now_ms + ttl_ms, seq=seq)
-    return SignedCommand(
-        body=inner_frame,
-        key_id=env.key_id,
-        issued_ms=env.issued_ms,
-        expires_ms=env.expires_ms,
-        seq=env.seq,
-        signature=env.signature,
-    )
+    return SignedCommand(body=inner_frame, **_signature_fields(env))
 
 
 def open_command(
@@ -85,15 +86,7 @@ def open_command(
     msg = decode(frame) if isinstance(frame, bytes) else frame
     if not isinstance(msg, SignedCommand):
         raise SignatureError("unsigned", f"{type(msg).__name__} is not a command.signed.v1 (signed ones only)")
-    body: dict[str, Any] = {BODY_KEY: msg.body}
-    envelope = SignedEnvelope(
-        body=body,
-        key_id=msg.key_id,
-        issued_ms=msg.issued_ms,
-        expires_ms=msg.expires_ms,
-        seq=msg.seq,
-        signature=msg.signature,
-    )
+    envelope = SignedEnvelope(body={BODY_KEY: msg.body}, **_signature_fields(msg))
     verify(envelope, trusted, guard, now_ms, skew_ms=skew_ms)
     return _control(msg.body, "command.signed.v1")
 
