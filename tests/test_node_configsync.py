@@ -40,10 +40,13 @@ def test_a_change_made_with_the_cli_reaches_the_field_nodes_file_and_the_hub_hea
     field_toml.write_text(
         f'[node]\nname = "field-1"\nfleet = "{fleet}"\n[broker]\nurl = "{mosquitto.url}"\n'
         f'[configsync]\ntrusted_keys = "{tmp_path / "trusted"}"\nstate = "{tmp_path / "field.state"}"\n'
+        "[simulator]\ndevices = 2\ngateways = 1\n"
     )
     hub = start_node(load_config(hub_toml), hub_toml)
     field = start_node(load_config(field_toml), field_toml)
     try:
+        (gateway,) = field.fleet.settings  # its gateways take control commands only signed by the trusted keys
+        assert gateway.trusted_keys is not None and len(gateway.trusted_keys) == 1
         common = ("--db", tmp_path / "config.db", "--broker", mosquitto.url, "--key", key, "--fleet", fleet)
         cli("set", "field-1", "clock.speed=2.0", *common, "--json")
         wait_for(lambda: tomllib.loads(field_toml.read_text()).get("clock") == {"speed": 2.0}, what="the new file")

@@ -11,6 +11,7 @@ Every error here is a :class:`ConfigSyncError`: :class:`SignatureError` (with a 
 
 from pymonitor.actors.configsync.apply import ApplyResult, NodeConfigState, Rejection, apply, rejected
 from pymonitor.actors.configsync.canonical import content_hash
+from pymonitor.actors.configsync.commands import command_id, next_command_seq, open_command, sign_command
 from pymonitor.actors.configsync.desired import (
     DesiredState,
     PendingDesired,
@@ -73,6 +74,7 @@ __all__ = [
     "SignedEnvelope",
     "apply",
     "apply_patch",
+    "command_id",
     "content_hash",
     "decide_rollback",
     "diff",
@@ -84,7 +86,9 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "load_trusted_keys",
+    "next_command_seq",
     "node_target",
+    "open_command",
     "parse_patch",
     "plan_desired",
     "rejected",
@@ -94,6 +98,7 @@ __all__ = [
     "save_public_key",
     "sent_target",
     "sign",
+    "sign_command",
     "signed_for_node",
     "three_way_merge",
     "to_toml",

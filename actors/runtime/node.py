@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -94,9 +94,9 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
     """Start everything the config asks for (``config_path``: the TOML it came from, which config sync rewrites)."""
     signing_key = _signing_key(config)  # first: a missing key file must not leave half a node running
     rollout_key = signing_key if config.hub is not None and config.hub.rollouts_db is not None else None
-    command_trust = _command_trust(config, signing_key)
     alerting = _alerting_config(config)  # and a bad alerting file neither
     synced = _config_sync_settings(config, config_path)
+    command_trust = _command_trust(config, signing_key, None if synced is None else synced.trusted)
     clock = RealClock(speed=config.clock.speed, start_ms=config.clock.start_ms)
     supervisor = Supervisor(clock)
     broker: RunningBroker | None = None
@@ -252,14 +252,20 @@ def _signing_key(config: NodeConfig, *, any_role: bool = False) -> Ed25519Privat
         raise ConfigError(f"[hub].signing_key: {exc}") from None
 
 
-def _command_trust(config: NodeConfig, signing_key: Ed25519PrivateKey | None) -> dict[str, Ed25519PublicKey] | None:
-    """With [hub].signing_key, the trust set of the node's own simulated gateways for control commands; else None."""
+def _command_trust(
+    config: NodeConfig, signing_key: Ed25519PrivateKey | None, synced: Mapping[str, Ed25519PublicKey] | None
+) -> dict[str, Ed25519PublicKey] | None:
+    """The keys the node's simulated gateways take control commands from: the hub's own key ([hub].signing_key)
+    and the keys a config-synced node trusts ([configsync].trusted_keys); None (unsigned accepted) without both."""
     from pymonitor.actors.configsync import trusted_keys
 
     if config.simulator is None:
         return None
     key = signing_key or _signing_key(config, any_role=True)
-    return None if key is None else trusted_keys([key.public_key()])
+    trust = dict(synced or {})
+    if key is not None:
+        trust.update(trusted_keys([key.public_key()]))
+    return trust or None
 
 
 def hub_inventory_hosts(db_path: str) -> dict[str, str]:
