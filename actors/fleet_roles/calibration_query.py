@@ -18,7 +18,7 @@ import numpy as np
 from pymonitor.actors.calibration.drift import DRIFT_STATUSES, VALID_RANGE, DriftResult, DriftStatus, detect_drift
 from pymonitor.store.fleet_data import FleetData
 
-from .errors import FleetQueryError
+from .errors import check_positive
 from .grid import DAY_MS, HOUR_MS, binned
 
 CALIBRATED_EVENT = "calibration.done"
@@ -33,10 +33,7 @@ class CalibrationOptions:
     limit: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("days", "interval_days"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise FleetQueryError(f"{name}: expected a positive number, got {value}")
+        check_positive(self, "days", "interval_days")
 
 
 def analyse(data: FleetData, now_ms: int, options: CalibrationOptions) -> tuple[DriftResult, list[str], int]:

@@ -17,7 +17,7 @@ import numpy as np
 from pymonitor.actors.environment import EnvironmentData, EnvironmentReport, RateRatio, analyse
 from pymonitor.store.fleet_data import FleetData, Series
 
-from .errors import FleetQueryError
+from .errors import check_positive
 from .grid import DAY_MS, HOUR_MS, binned
 
 STANDARD_GRAVITY_MS2 = 9.80665
@@ -32,10 +32,7 @@ class EnvironmentOptions:
     limit: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("days", "bin_hours"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise FleetQueryError(f"{name}: expected a positive number, got {value}")
+        check_positive(self, "days", "bin_hours")
 
 
 def _vibration(data: FleetData, since: int, until: int) -> Series:

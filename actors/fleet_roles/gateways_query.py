@@ -9,7 +9,6 @@ without one is taken to hear only its own gateway, perfectly. Every gateway forw
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from pymonitor.actors.gateways import Deployment, LoadReport, RebalancePlan, analyse, clean, rebalance
 from pymonitor.store.fleet_data import FleetData, Inventory
 
-from .errors import FleetQueryError
+from .errors import FleetQueryError, check_positive
 from .grid import HOUR_MS
 
 
@@ -31,10 +30,7 @@ class GatewayOptions:
     limit: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("hours", "capacity_msgs_s", "target_util"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise FleetQueryError(f"{name}: expected a positive number, got {value}")
+        check_positive(self, "hours", "capacity_msgs_s", "target_util")
         if not 0 <= self.min_quality <= 1:
             raise FleetQueryError(f"min_quality: expected a link quality in 0..1, got {self.min_quality}")
 
