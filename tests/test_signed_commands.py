@@ -45,6 +45,7 @@ from pymonitor.simulators.fleet import FleetSimulator
 T0_MS = 1_767_225_600_000
 HUB_KEY = generate_key()
 TRUSTED = trusted_keys([HUB_KEY.public_key()])
+OTHER_KEY = generate_key()
 REQUEST = RawRequest(id="raw-1", from_ms=T0_MS - 3_600_000, to_ms=T0_MS, ts_ms=T0_MS)
 FRAME = encode(REQUEST)
 
@@ -201,13 +202,16 @@ def _config(tmp_path: Path, **hub: Any) -> Any:
 def test_a_hub_with_a_signing_key_makes_its_simulated_gateways_trust_it(tmp_path: Path) -> None:
     key_file = tmp_path / "hub.pem"
     save_private_key(HUB_KEY, key_file)
-    assert _command_trust(_config(tmp_path, signing_key=str(key_file)), None) == TRUSTED
-    assert _command_trust(_config(tmp_path, signing_key=str(key_file)), HUB_KEY) == TRUSTED  # already loaded
-    assert _command_trust(_config(tmp_path), None) is None
+    assert _command_trust(_config(tmp_path, signing_key=str(key_file)), None, None) == TRUSTED
+    assert _command_trust(_config(tmp_path, signing_key=str(key_file)), HUB_KEY, None) == TRUSTED  # already loaded
+    assert _command_trust(_config(tmp_path), None, None) is None
+    synced = {"other": OTHER_KEY.public_key()}  # a config-synced node's trusted_keys, with the hub's own
+    assert _command_trust(_config(tmp_path, signing_key=str(key_file)), None, synced) == {**synced, **TRUSTED}
+    assert _command_trust(_config(tmp_path), None, synced) == synced
     no_simulator = parse_config({"node": {"name": "hub-1"}, "hub": {"signing_key": str(key_file)}})
-    assert _command_trust(no_simulator, None) is None
+    assert _command_trust(no_simulator, None, None) is None
     with pytest.raises(ConfigError, match=r"\[hub\].signing_key"):
-        _command_trust(_config(tmp_path, signing_key=str(tmp_path / "nope.pem")), None)
+        _command_trust(_config(tmp_path, signing_key=str(tmp_path / "nope.pem")), None, None)
 
 
 # ---------------------------------------------------------------- end to end, over mosquitto
