@@ -15,6 +15,9 @@ def test_battery_bench_scores_forecasts_against_the_truth() -> None:
     assert result["battery_within_15pct"] == round(scored["hits"] / scored["devices"], 4)
     assert result["within_15pct_or_1_day"]["hits"] >= scored["hits"]
     assert "0.15 * true days-to-empty" in result["definition"]
+    # Knowing the present exactly but not the weather to come: a ceiling, and above what the forecast gets.
+    assert 0 < result["weather_ceiling_within_15pct"] <= 1 and result["weather_ceiling_futures"] == 8
+    assert sum(c["devices"] for c in result["weather_ceiling_by_chemistry"].values()) == scored["devices"]
     assert sum(result["statuses"].values()) == 400
     orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -25,3 +28,8 @@ def test_battery_bench_main_prints_one_json_object_with_the_range(capsys: pytest
     assert last["seeds"] == [3, 4] and len(last["per_seed"]) == 2
     low, high = last["battery_within_15pct"]["min"], last["battery_within_15pct"]["max"]
     assert low <= last["battery_within_15pct"]["mean"] <= high
+
+
+def test_battery_bench_without_futures_reports_no_ceiling() -> None:
+    result = fleet_battery.run(3, devices=200, days=20, extra_days=40, futures=0)
+    assert result["weather_ceiling_within_15pct"] is None and result["weather_ceiling_futures"] == 0

@@ -65,3 +65,18 @@ def test_battery_scenario_records_what_it_injected(scenario: BatteryScenario) ->
     assert (scenario.history.voltage[scenario.truth.stuck] == STUCK_V).all()
     new = scenario.truth.new
     assert (scenario.history.present[new].sum(axis=1) <= 10).all()
+
+
+def test_battery_scenario_future_seed_redraws_only_what_comes_after_the_history() -> None:
+    """Two futures of one fleet: the same past and state at now, different weather and so different deaths."""
+    a = BatteryScenario.generate(7, devices=400, days=20, extra_days=60, future_seed=0)
+    b = BatteryScenario.generate(7, devices=400, days=20, extra_days=60, future_seed=1)
+    for field in ("ts_ms", "voltage", "temp_c", "present"):
+        assert np.array_equal(getattr(a.history, field), getattr(b.history, field), equal_nan=True)
+    assert np.array_equal(a.truth.soc_daily[:, :20], b.truth.soc_daily[:, :20])
+    assert np.array_equal(a.truth.soc_at_end, b.truth.soc_at_end)
+    # (A death in the history's last hour is interpolated towards the first future hour, so leave that hour out.)
+    dead_before = a.truth.depletion_ms <= a.now_ms - DAY_MS / 24
+    assert np.array_equal(a.truth.depletion_ms[dead_before], b.truth.depletion_ms[dead_before])
+    later = np.isfinite(a.truth.depletion_ms) & (a.truth.depletion_ms > a.now_ms)
+    assert not np.array_equal(a.truth.depletion_ms[later], b.truth.depletion_ms[later])

@@ -17,6 +17,12 @@ inside the hour, usually on a cold night). It is found by simulating past the hi
 Injected, and recorded in :class:`BatteryTruth`: battery swaps / recharges inside the history,
 garbage readings (NaN, negative, 0 V, 65.535 V, -127 °C), devices whose ADC reads 0xFFFF forever,
 devices installed in the last day and a half (too few readings), and lost uplinks.
+
+``future_seed`` draws the weather and radio retries after the history from a stream of their own:
+scenarios that differ only in it share the state at ``now_ms`` (charge, offsets, capacities, climate,
+today's weather) and differ only in what no forecast can know yet. ``None`` (the default) keeps one
+stream, so a seed's scenario is the same as it always was. The bench uses it to measure the ceiling
+the weather puts on any forecast.
 """
 
 from __future__ import annotations
@@ -121,9 +127,11 @@ class BatteryScenario:
         new_share: float = 0.005,
         weather_sd_c: float = 1.5,
         cell_offset_sd_v: float = 0.005,
+        future_seed: int | None = None,
     ) -> BatteryScenario:
         """``devices`` reporting every ``report_every_h`` hours for ``days`` days; truth to ``extra_days`` beyond."""
         rng = np.random.default_rng(seed)
+        future_rng = rng if future_seed is None else np.random.default_rng([seed, future_seed])
         n = devices
         meta, climate = _fleet(rng, n, devices_per_site, weather_sd_c)
         chem_idx = np.array([CHEMISTRY_NAMES.index(c) for c in meta.chemistries])
@@ -166,8 +174,9 @@ class BatteryScenario:
         hours = np.arange(24)
         soc_daily = np.full((n, days + extra_days), np.nan)
         for day in range(days + extra_days):
-            temp = climate.at(day, rng)
-            attempts = 1.0 / (1.0 - np.clip(meta.link_loss * rng.lognormal(0.0, 0.3, n), 0.0, 0.9))
+            day_rng = rng if day < days else future_rng
+            temp = climate.at(day, day_rng)
+            attempts = 1.0 / (1.0 - np.clip(meta.link_loss * day_rng.lognormal(0.0, 0.3, n), 0.0, 0.9))
             path = soc[:, None] - np.cumsum(drain_per_hour(temp, attempts[:, None]), axis=1)
             rep = np.flatnonzero(replaced_h // 24 == day)
             if rep.size:
