@@ -23,6 +23,7 @@ MODULES: dict[str, str] = {
     "fleet_battery": "fleet_battery",
     "fleet_calibration": "fleet_calibration",
     "config_sync": "config_sync",
+    "fleet": "fleet",
 }
 """Bench name -> module in this package."""
 

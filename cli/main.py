@@ -15,6 +15,7 @@ from pymonitor import __version__
 from .alerts import alerts_app, notify_app
 from .api import api_app
 from .config import app as config_app
+from .fleet import fleet_app
 from .fleet_import import app as import_app
 from .output import fail, print_json
 from .rollout import app as rollout_app
@@ -444,6 +445,7 @@ def storage_plan(
 
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(import_app, name="import")
+app.add_typer(fleet_app, name="fleet")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(notify_app, name="notify")
 app.add_typer(config_app, name="config")

@@ -134,3 +134,9 @@ def test_rollout_with_an_empty_window_or_source_set_is_refused() -> None:
     )
     with pytest.raises(FirmwareError, match=r"rollouts\[0\] \(e\)\.from_versions: empty"):
         FirmwareInventory(DEVICES, approved=APPROVED, rollouts=[empty])
+
+
+def test_a_model_without_an_approved_image_has_no_outdated_devices() -> None:
+    inv = FirmwareInventory([*DEVICES, Device(id="x1", model="XR", site="north")], approved=APPROVED)
+    assert inv.observe(FirmwareReport(device="x1", version="0.9.0", image_hash="x09", ts_ms=0)) is not None
+    assert "x1" not in inv.outdated()

@@ -204,11 +204,12 @@ class FirmwareInventory:
         return dict(table)
 
     def outdated(self) -> list[str]:
-        """Devices behind the newest approved version of their model."""
+        """Devices behind the newest approved version of their model (a model with no approved image has none)."""
         behind = []
         for device_id, state in self._state.items():
             model = self._devices[device_id].model
-            if self.version_of(model, state.version) < self._newest[model]:
+            newest = self._newest.get(model)
+            if newest is not None and self.version_of(model, state.version) < newest:
                 behind.append(device_id)
         return sorted(behind)
 
