@@ -67,6 +67,9 @@ class HubSection(msgspec.Struct, forbid_unknown_fields=True):
     # Remote configuration (actors/configsync/): the hub's config database turns the config-sync role on;
     # desired configs are signed with signing_key and published retained to each node.
     config_db: str | None = None
+    # Fleet-health roles (actors/fleet_roles/, docs/fleet.md): battery, firmware, calibration, environment and
+    # gateway load, fed from the hub's stream; their events go up as event.v1.
+    fleet_roles: bool = False
     # Alerting (actors/alerting/, docs/alerting.md): its TOML file turns the alerting role on beside the hub;
     # every alert, notification and acknowledgement goes to alerts_db.
     alerting_config: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,6 +49,7 @@ class HubRole:
         )  # retention: passes every retention.interval_s of clock time, in their own thread
         self.session = clock.now_ms()
         self.frames_dropped = 0
+        self.on_frame_also: Callable[[str, bytes], None] | None = None  # e.g. FleetRoles.on_frame
 
         def birth(connects: int) -> tuple[str, bytes]:
             msg = NodeBirth(
@@ -73,6 +75,8 @@ class HubRole:
     def _on_frame(self, topic: str, payload: bytes) -> None:
         if not self.supervisor.tell(HUB_ACTOR, Inbound(topic, payload)):
             self.frames_dropped += 1  # not acknowledged, so the sender resends it
+        if self.on_frame_also is not None:
+            self.on_frame_also(topic, payload)  # the fleet-health roles: bounded queues, never blocks
 
     def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         self.bridge.publish(topic, payload, retain=retain)

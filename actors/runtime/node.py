@@ -52,6 +52,7 @@ class RunningNode:
     alerting: Any = None  # AlertingRole, imported lazily (its channels pull in httpx) only when configured
     config_hub: Any = None  # HubConfigRole: desired configs out, reports in
     config_node: Any = None  # NodeConfigRole: this node's config from the hub
+    fleet_roles: Any = None  # FleetRoles (numpy-heavy cores, imported only when asked for)
     fleet: Any = None  # FleetSimulator, imported lazily (numpy) only when simulating
     stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -78,7 +79,7 @@ class RunningNode:
             self.fleet.stop()
         if self.rollouts is not None:
             self.rollouts.stop()
-        for role in (self.alerting, self.config_hub, self.config_node):
+        for role in (self.alerting, self.config_hub, self.config_node, self.fleet_roles):
             if role is not None:
                 role.stop()
         if self.hub is not None:
@@ -129,6 +130,8 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
                 interval_s=h.retention_interval_s,
             ),
         ).start()
+        if h.fleet_roles:
+            node.fleet_roles = _start_fleet_roles(node, h.db, fleet_name, name)
         if config.simulator is not None and not node.hub.bridge.wait_connected(HUB_CONNECT_WAIT_S):
             log.warning("the hub is not connected to %s yet; the simulator's first frames will be resent", address)
     hosts: dict[str, str] = {}  # device -> gateway of a fleet simulated in this node
@@ -202,6 +205,23 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
             ca_file=config.broker.ca_file,
         ).start()
     return node
+
+
+def _start_fleet_roles(node: RunningNode, db: str, fleet: str, name: str) -> Any:
+    """The fleet-health role actors beside the hub: fed from its stream, their events published as event.v1."""
+    from pymonitor.actors.fleet_roles.host import FleetRoles, store_roles
+    from pymonitor.broker import topics
+    from pymonitor.messages import encode
+
+    hub = node.hub
+    assert hub is not None
+
+    def publish(event: Any) -> None:
+        hub.bridge.publish(topics.up(fleet, name, "events"), encode(event))
+
+    roles = FleetRoles(node.supervisor, node.clock, store_roles(Path(db), name), publish, node=f"{name}.fleet").start()
+    hub.on_frame_also = roles.on_frame
+    return roles
 
 
 def _alerting_config(config: NodeConfig) -> Any:

@@ -1,0 +1,40 @@
+"""[hub].fleet_roles = true runs the fleet-health role actors beside the hub, fed from its stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import MosquittoBroker, wait_for
+
+from pymonitor.actors.runtime.node import start_node
+from pymonitor.deploy.config import parse_config
+
+
+def test_a_hub_with_fleet_roles_feeds_every_role_the_readings_it_receives(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    unique = tmp_path.name[-24:].strip("_").replace("_", "-")
+    config = parse_config(
+        {
+            "node": {"name": "hub", "fleet": f"fr-{unique}"},
+            "broker": {"url": mosquitto.url},
+            "hub": {"db": str(tmp_path / "hub.db"), "fleet_roles": True},
+            "simulator": {"devices": 6, "gateways": 2, "interval_s": 1.0},
+        }
+    )
+    node = start_node(config)
+    try:
+        roles = node.fleet_roles
+        assert roles is not None
+
+        def fed() -> bool:
+            stats = roles.stats()
+            readings = [stats[name]["accepted_readings"] for name in ("battery", "calibration", "environment")]
+            return min(readings) > 0
+
+        wait_for(fed, what="readings at the battery, calibration and environment roles")
+        stats = roles.stats()
+        assert all(stats[name]["dropped_readings"] == 0 for name in ("battery", "calibration", "environment"))
+        assert all(stats[name].get("failures", 0) == 0 for name in stats if name != "refused_frames")
+    finally:
+        node.stop()
