@@ -7,15 +7,18 @@ counted per process (the bench itself, its children and the broker), never guess
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import resource
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 import psutil
+
+from pymonitor.broker import BrokerAddress
 
 MB = 1024 * 1024
 
@@ -136,3 +139,21 @@ def seeded_main(
         summary[key] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 4)}
     emit_result({**summary, "per_seed": results})
     return 0
+
+
+@contextlib.contextmanager
+def bench_broker(broker: str, workdir: Path) -> Iterator[BrokerAddress]:
+    """A mosquitto started on a free port under ``workdir`` (``broker == "mosquitto"``), or the given mqtt:// URL."""
+    from pymonitor.broker import MosquittoBroker, parse_broker_url
+    from pymonitor.broker.embedded import free_port
+
+    started = (
+        MosquittoBroker(port=free_port(), workdir=workdir / "mosquitto").start() if broker == "mosquitto" else None
+    )
+    try:
+        address = parse_broker_url(started.url if started is not None else broker)
+        progress(f"broker   {broker} at {address.host}:{address.port}")
+        yield address
+    finally:
+        if started is not None:
+            started.close()

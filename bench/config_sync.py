@@ -36,13 +36,11 @@ from pymonitor.actors.configsync.patch import PatchOp
 from pymonitor.actors.configsync.service import Sent
 from pymonitor.actors.runtime.clock import RealClock
 from pymonitor.actors.runtime.supervisor import Supervisor
-from pymonitor.broker import BridgeOptions, BrokerAddress, MosquittoBroker, MqttBridge, NetworkLoop, topics
-from pymonitor.broker.embedded import free_port
-from pymonitor.broker.url import parse_broker_url
+from pymonitor.broker import BridgeOptions, BrokerAddress, MqttBridge, NetworkLoop, topics
 from pymonitor.messages import decode_unpacked
 from pymonitor.messages.config import ConfigReport
 
-from .common import emit_result, own_peak_rss_mb, progress, python_version
+from .common import bench_broker, emit_result, own_peak_rss_mb, progress, python_version
 
 FLEET = "cfgbench"
 GROUP = "field"
@@ -262,20 +260,12 @@ def run(
     tmp = tempfile.TemporaryDirectory(prefix="pm-config-bench-") if workdir is None else None
     work = Path(tmp.name) if tmp is not None else workdir
     assert work is not None
-    started: MosquittoBroker | None = None
     t0 = time.perf_counter()
     try:
-        if broker == "mosquitto":
-            started = MosquittoBroker(port=free_port(), workdir=work / "mosquitto").start()
-            address = parse_broker_url(started.url)
-        else:
-            address = parse_broker_url(broker)
-        progress(f"broker   {broker} at {address.host}:{address.port}")
-        (work / "nodes").mkdir(parents=True, exist_ok=True)
-        result = measure(address, work / "nodes", nodes, workers=workers, timeout_s=timeout_s)
+        with bench_broker(broker, work) as address:
+            (work / "nodes").mkdir(parents=True, exist_ok=True)
+            result = measure(address, work / "nodes", nodes, workers=workers, timeout_s=timeout_s)
     finally:
-        if started is not None:
-            started.close()
         if tmp is not None:
             tmp.cleanup()
     p99 = result["apply_after_reconnect_p99_s"]

@@ -53,16 +53,13 @@ from pymonitor.actors.rollout import (
 from pymonitor.actors.rollout.wire import MAX_BATCH
 from pymonitor.broker import (
     BridgeOptions,
-    MosquittoBroker,
     MqttBridge,
     NetworkLoop,
-    free_port,
-    parse_broker_url,
     topics,
 )
 from pymonitor.broker.url import BrokerAddress
 
-from .common import emit_result, own_cpu_s, own_peak_rss_mb, progress, python_version
+from .common import bench_broker, emit_result, own_cpu_s, own_peak_rss_mb, progress, python_version
 
 FLEET = "bench"
 HUB_NODE = "rollout-hub"
@@ -408,14 +405,7 @@ def run(
     tmp = tempfile.TemporaryDirectory(prefix="pm-rollout-bench-") if workdir is None else None
     work = Path(tmp.name) if tmp is not None else workdir
     assert work is not None
-    started: MosquittoBroker | None = None
-    try:
-        if broker == "mosquitto":
-            started = MosquittoBroker(port=free_port(), workdir=work / "mosquitto").start()
-            address = parse_broker_url(started.url)
-        else:
-            address = parse_broker_url(broker)
-        progress(f"broker   {broker} at {address.host}:{address.port}")
+    with bench_broker(broker, work) as address:
 
         def one(
             rollout_id: str, count: int, sick_share: float, max_batch: int = MAX_BATCH, restart_at: int | None = None
@@ -444,9 +434,6 @@ def run(
         progress(f"restart  {restarted['state']}: {restarted['completed']:,} devices, hub restarted halfway")
         bad = one("bench-bad", bad_devices, 0.1)
         progress(f"bad      {bad['state']}: changed {bad['changed']}, rolled back {bad['rolled_back']}")
-    finally:
-        if started is not None:
-            started.close()
     sim = simulated_rollout(sim_devices, seed=seed, db_path=work / "sim.db")
     progress(f"sim      {sim['state']}: {sim['completed']:,}/{sim_devices:,} in {sim['wall_s']} s wall")
     if tmp is not None:
