@@ -89,6 +89,12 @@ class HubRole:
         self.bridge.start()
         return self
 
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Block until the hub actor has opened (and migrated) its store: readers of the store start after this."""
+        ref = self.supervisor.ref(HUB_ACTOR)
+        if ref is not None:
+            ref.ask(GetStats(), timeout=timeout_s)  # answered only once on_start has run
+
     def stats(self, timeout_s: float = 10.0) -> dict[str, Any]:
         ref = self.supervisor.ref(HUB_ACTOR)
         if ref is None:

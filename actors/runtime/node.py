@@ -215,6 +215,7 @@ def _start_fleet_roles(node: RunningNode, db: str, fleet: str, name: str) -> Any
 
     hub = node.hub
     assert hub is not None
+    hub.wait_ready()  # the roles read the store the hub creates: not before its schema exists
 
     def publish(event: Any) -> None:
         hub.bridge.publish(topics.up(fleet, name, "events"), encode(event))
