@@ -1,4 +1,4 @@
-"""``/v1/fleet``: the hub's summary, read-only: nodes online and offline, readings stored, recent events."""
+"""``/v1/fleet``: the hub's summary (nodes, readings, recent events) and each fleet-health role's latest answer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .app import ApiError, State, User, open_existing
 
 router = APIRouter(prefix="/v1")
 EVENTS_MAX = 100
+LIMIT_MAX = 1_000
 
 
 @router.get("/fleet")
@@ -36,3 +37,30 @@ def fleet(state: State, _user: User, events: Annotated[int, Query()] = 10) -> di
         "per_node": [{k: n[k] for k in ("node", "role", "online", "last_seen_ms", "readings")} for n in nodes],
         "events": recent,
     }
+
+
+@router.get("/fleet/{role}")
+def fleet_role(state: State, _user: User, role: str, limit: Annotated[int, Query()] = 20) -> dict[str, Any]:
+    """A fleet-health role's latest answer, as ``pymonitor fleet ROLE --json`` prints it, from the hub's role actor.
+
+    Only stored answers are served (one row read): computing one from the store takes seconds for a
+    large fleet, which is the CLI's ``--fresh``, not a phone's request.
+    """
+    from pymonitor.actors.fleet_roles.answers import CUTS, MAX_AGE_S, served, stored
+    from pymonitor.actors.fleet_roles.service import ROLE_OPTIONS
+
+    path = state.settings.hub_db
+    if path is None:
+        raise ApiError(404, "no hub database: start the API with --hub-db", "hub_db")
+    if role not in CUTS:
+        raise ApiError(404, f"expected one of {', '.join(CUTS)}, got {role!r}", "role")
+    if not 1 <= limit <= LIMIT_MAX:
+        raise ApiError(422, f"expected 1 to {LIMIT_MAX}, got {limit}", "limit")
+    found = stored(path, role, ROLE_OPTIONS[role](), MAX_AGE_S)
+    if found is None:
+        raise ApiError(
+            503,
+            f"no answer of the hub's {role} role in the last {MAX_AGE_S:.0f} s (is [hub].fleet_roles on?)",
+            "role",
+        )
+    return served(found, limit)

@@ -7,9 +7,11 @@ Three parts, all seeded by ``--seed``:
    ``fleet_environment``, ``fleet_gateways``); their headline keys are copied to the top level.
 2. ``query_p99_ms``: a 10,000-device fleet (``--days`` of battery, temperature, humidity and
    vibration readings every 4 h, failures, firmware reports, an inventory with reach labels) is
-   written into a real SQLite hub store by direct inserts; then every CLI query's service call
-   (``FleetService.battery/firmware/calibration/environment/gateways`` on a fresh read-only
-   connection, as ``pymonitor fleet ...`` does) is timed ``--queries`` times each. p99 over all.
+   written into a real SQLite hub store by direct inserts; every role analyses it once, as its
+   actor does each tick, keeping its answer beside the store (``role_analysis_s``); then every
+   ``pymonitor fleet ROLE`` answer (``answers.ask``, the CLI's defaults, fresh connections) is
+   timed ``--queries`` times each: p99 over all. ``query_fresh_p99_ms``: the same with ``--fresh``
+   (computed from the store's readings), ``--fresh-queries`` times each.
 3. ``live_backlog_growth``: the five role actors (supervised, each with its bounded inbox, analysing
    the store above every ``--analyse-every`` s) are fed a real-time (not accelerated) stream of
    1,000 readings/s (250 rows x 4 metrics) from 10,000 devices, plus their firmware reports, for
@@ -35,15 +37,11 @@ import numpy as np
 import orjson
 
 from pymonitor.actors.fleet_roles import (
-    BatteryOptions,
-    CalibrationOptions,
-    EnvironmentOptions,
-    FirmwareOptions,
     FleetRoles,
-    FleetService,
-    GatewayOptions,
     store_roles,
 )
+from pymonitor.actors.fleet_roles.answers import ask
+from pymonitor.actors.fleet_roles.service import ROLE_OPTIONS
 from pymonitor.actors.runtime.clock import RealClock
 from pymonitor.actors.runtime.supervisor import Supervisor
 from pymonitor.messages import Event, ReadingBatch
@@ -195,43 +193,76 @@ def build_store(path: Path, seed: int, devices: int, days: int) -> dict[str, Any
     }
 
 
-QUERIES: dict[str, Callable[[FleetService, int], dict[str, Any]]] = {
-    "battery": lambda s, now: s.battery(now, BatteryOptions()),
-    "firmware": lambda s, now: s.firmware(now, FirmwareOptions()),
-    "calibration": lambda s, now: s.calibration(now, CalibrationOptions(days=14)),
-    "environment": lambda s, now: s.environment(now, EnvironmentOptions(days=14)),
-    "gateways": lambda s, now: s.gateways(now, GatewayOptions()),
-}
+OPTIONS = ROLE_OPTIONS
+"""Each role's CLI defaults: what ``pymonitor fleet ROLE --db hub.db --json`` asks."""
 
 
-def time_queries(path: Path, now_ms: int, repeats: int) -> dict[str, Any]:
-    """Each CLI query's service call ``repeats`` times (a fresh connection each, as the CLI opens one).
+def analyse_once(path: Path, now_ms: int) -> dict[str, float]:
+    """Each role's analysis as its actor runs it (every row, the answer kept beside the store); seconds each."""
+    seconds: dict[str, float] = {}
+    for name, make in store_roles(path, "bench").items():
+        role = make()
+        start = time.perf_counter()
+        role.analyse(now_ms)
+        seconds[name] = round(time.perf_counter() - start, 2)
+    return seconds
 
-    Wall time is the figure; CPU time (this process) is reported next to it because the machine is
-    shared, and a query that waited for someone else's work shows it as wall time only.
-    """
-    wall: dict[str, list[float]] = {name: [] for name in QUERIES}
-    cpu: dict[str, list[float]] = {name: [] for name in QUERIES}
+
+Timings = tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[str]]]
+
+
+def _timed(call: Callable[[str], dict[str, Any]], repeats: int) -> Timings:
+    """Wall and CPU ms of ``call(role)``, ``repeats`` times round the roles; and the answers' sources."""
+    wall: dict[str, list[float]] = {name: [] for name in OPTIONS}
+    cpu: dict[str, list[float]] = {name: [] for name in OPTIONS}
+    sources: dict[str, list[str]] = {name: [] for name in OPTIONS}
     for _ in range(repeats):
-        for name, call in QUERIES.items():
+        for name in OPTIONS:
             start, cpu_start = time.perf_counter(), time.process_time()
-            with FleetService(path) as service:
-                call(service, now_ms)
+            answer = call(name)
             wall[name].append((time.perf_counter() - start) * 1000)
             cpu[name].append((time.process_time() - cpu_start) * 1000)
+            sources[name].append(answer["source"]["kind"])
+    return wall, cpu, sources
 
-    def p(values: list[float], q: float) -> float:
-        return round(float(np.percentile(values, q)), 1)
 
+def _p(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 1)
+
+
+def time_queries(path: Path, now_ms: int, repeats: int, fresh_repeats: int) -> dict[str, Any]:
+    """The CLI's answer path (``answers.ask``, a fresh connection each call, as each command opens one).
+
+    First every role analyses the store once, as its actor does on each tick; then each command is
+    timed ``repeats`` times as it runs beside a hub with its roles (the stored answer, cut to the
+    CLI's limit), and ``fresh_repeats`` times with ``--fresh`` (computed from the store). Wall time
+    is the figure; CPU time (this process) is reported next to it because the machine is shared.
+    """
+    analysis_s = analyse_once(path, now_ms)
+    wall, cpu, sources = _timed(lambda role: ask(path, role, OPTIONS[role]()), repeats)
+    if any(kind != "role" for kinds in sources.values() for kind in kinds):
+        raise RuntimeError(f"a query was not served from its role's answer: {sources}")
+    fresh_wall, fresh_cpu, _ = _timed(
+        lambda role: ask(path, role, OPTIONS[role](), fresh=True, clock=lambda: now_ms), fresh_repeats
+    )
     every = [ms for times in wall.values() for ms in times]
+    fresh_every = [ms for times in fresh_wall.values() for ms in times]
     return {
-        "query_p99_ms": p(every, 99),
-        "query_p50_ms": p(every, 50),
-        "query_cpu_p99_ms": p([ms for times in cpu.values() for ms in times], 99),
+        "query_p99_ms": _p(every, 99),
+        "query_p50_ms": _p(every, 50),
+        "query_cpu_p99_ms": _p([ms for times in cpu.values() for ms in times], 99),
         "query_ms_by_role": {
-            n: {"p50": p(t, 50), "max": round(max(t), 1), "cpu_p50": p(cpu[n], 50)} for n, t in wall.items()
+            n: {"p50": _p(t, 50), "max": round(max(t), 1), "cpu_p50": _p(cpu[n], 50)} for n, t in wall.items()
         },
         "queries": len(every),
+        "role_analysis_s": analysis_s,
+        "query_fresh_p99_ms": _p(fresh_every, 99) if fresh_every else None,
+        "query_fresh_ms_by_role": {
+            n: {"p50": _p(t, 50), "max": round(max(t), 1), "cpu_p50": _p(fresh_cpu[n], 50)}
+            for n, t in fresh_wall.items()
+            if t
+        },
+        "fresh_queries": len(fresh_every),
     }
 
 
@@ -419,8 +450,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["store"] = {k: v for k, v in fleet.items() if k != "devices_names"}
         result["store"]["build_s"] = round(time.perf_counter() - t0, 1)
         result["store"]["file_mb"] = round(path.stat().st_size / 1e6, 1)
-        progress(f"fleet: timing queries ({args.queries} of each role)")
-        result.update(time_queries(path, fleet["now_ms"], args.queries))
+        progress(f"fleet: timing queries ({args.queries} of each role, {args.fresh_queries} with --fresh)")
+        result.update(time_queries(path, fleet["now_ms"], args.queries, args.fresh_queries))
         progress(f"fleet: live stream {args.rate} readings/s for {args.live_s} s")
         result.update(
             live(path, fleet["devices_names"], args.live_s, args.rate, args.analyse_every, args.seed, fleet["now_ms"])
@@ -436,7 +467,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="Accepted for symmetry: the result is always JSON.")
     p.add_argument("--devices", type=int, default=10_000)
     p.add_argument("--days", type=int, default=14)
-    p.add_argument("--queries", type=int, default=10, help="Timed calls of each role's query.")
+    p.add_argument("--queries", type=int, default=40, help="Timed calls of each role's query.")
+    p.add_argument("--fresh-queries", type=int, default=3, help="Timed calls of each with --fresh.")
     p.add_argument("--live-s", type=float, default=30.0)
     p.add_argument("--rate", type=int, default=1_000, help="Readings/s of the live feed.")
     p.add_argument("--analyse-every", type=float, default=10.0, help="Seconds between each role's analyses.")

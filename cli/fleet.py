@@ -1,78 +1,55 @@
 """``pymonitor fleet battery|firmware|calibration|environment|gateways``: the fleet-health roles' answers.
 
-Each command opens the hub store read-only (a running hub keeps writing), runs its role's cores
-over the store's readings and inventory (see docs/fleet.md for what each reads), and prints a
-human-readable summary or, with ``--json``, one JSON object. ``--now`` sets the moment the answer is
-for: epoch ms, an ISO time, or ``latest`` (the newest reading, for imported history).
+Each command serves the answer the hub's role actor keeps beside the store (computed over the whole
+fleet at most ``--max-age`` seconds ago), or else opens the hub store read-only (a running hub keeps
+writing) and runs its role's cores over the readings and inventory (see docs/fleet.md for what each
+reads); it prints a human-readable summary or, with ``--json``, one JSON object whose ``source``
+says which. ``--now`` sets the moment the answer is for: epoch ms, an ISO time, or ``latest`` (the
+newest reading, for imported history); it, ``--device``, ``--site`` and ``--fresh`` always compute.
 """
 
 from __future__ import annotations
 
-import re
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import orjson
 import typer
-
-if TYPE_CHECKING:  # the roles pull in numpy and every core: imported when a command runs, not for --help
-    from pymonitor.actors.fleet_roles import FleetService
 
 fleet_app = typer.Typer(
     help="Fleet health: battery, firmware, calibration, environment, gateways.", no_args_is_help=True
 )
 app = fleet_app
 
-EPOCH_MS = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also takes '٣' and refuses '²', both digits to isdigit
 DbOpt = Annotated[Path, typer.Option("--db", help="The hub store (SQLite) to read.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="Epoch ms, ISO time or 'latest' (default: the clock).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line of stdout).")]
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, help="Rows shown per list.")]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Compute from the store now, not the hub's role answer of the last minutes.")
+]
+MaxAgeOpt = Annotated[
+    float | None,
+    typer.Option("--max-age", min=0, help="Serve a role's stored answer only if it is this recent (s; default 900)."),
+]
 
 
-def parse_now(text: str | None, latest: Callable[[], int | None], clock: Callable[[], int]) -> int:
-    """``--now``: None -> the clock, 'latest' -> the newest reading, else epoch ms or an ISO time."""
-    from pymonitor.actors.fleet_roles import FleetQueryError
-
-    if text is None:
-        return clock()
-    if text == "latest":
-        found = latest()
-        if found is None:
-            raise FleetQueryError("--now latest: the store holds no readings")
-        return found
-    if EPOCH_MS.fullmatch(text):
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise FleetQueryError(f"--now: expected epoch ms, an ISO time or 'latest', got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def _clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _answer(
-    db: Path, now: str | None, json: bool, ask: Callable[[FleetService, int], dict[str, Any]]
-) -> dict[str, Any] | None:
+def _answer(db: Path, role: str, options: Any, now: str | None, fresh: bool, max_age: float | None, json: bool) -> Any:
     """The role's answer for the text view; None when it was printed as JSON (or exit 2 with the reason)."""
-    from pymonitor.actors.fleet_roles import FleetQueryError, FleetService
+    from pymonitor.actors.fleet_roles import FleetQueryError
+    from pymonitor.actors.fleet_roles.answers import ask
 
     try:
-        with FleetService(db) as service:
-            answer = ask(service, parse_now(now, service.latest_ms, _clock_ms))
+        answer = ask(db, role, options, now=now, fresh=fresh, max_age_s=max_age)
     except FleetQueryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if not json:
+        source = answer["source"]
+        if source["kind"] == "role":
+            typer.echo(f"(the hub's {role} role answered {source['age_s']:.0f} s ago; --fresh recomputes)")
         return answer
     sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
     sys.stdout.flush()
@@ -98,6 +75,8 @@ def battery(
     site: Annotated[str | None, typer.Option(help="Only this site's devices.")] = None,
     limit: LimitOpt = 20,
     json: JsonOpt = False,
+    fresh: FreshOpt = False,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Depletion forecasts, discharge rates by battery type and site, alerts and the technician's trips."""
     from pymonitor.actors.fleet_roles import BatteryOptions
@@ -109,7 +88,7 @@ def battery(
         site=site,
         limit=limit,
     )
-    a = _answer(db, now, json, lambda s, t: s.battery(t, options))
+    a = _answer(db, "battery", options, now, fresh, max_age, json)
     if a is None:
         return
     typer.echo(f"battery at {_day(a['now_ms'])}: {a['devices']:,} devices; {_counts(a['statuses'])}")
@@ -150,12 +129,14 @@ def firmware(
     approved: Annotated[Path | None, typer.Option(help="Approved images and rollouts (TOML).")] = None,
     limit: LimitOpt = 20,
     json: JsonOpt = False,
+    fresh: FreshOpt = False,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Versions per model and site, outdated and vulnerable devices, rollouts, unauthorised changes."""
     from pymonitor.actors.fleet_roles import FirmwareOptions
 
     options = FirmwareOptions(advisories=advisories, approved=approved, limit=limit)
-    a = _answer(db, now, json, lambda s, t: s.firmware(t, options))
+    a = _answer(db, "firmware", options, now, fresh, max_age, json)
     if a is None:
         return
     typer.echo("firmware versions per model and site:")
@@ -188,12 +169,14 @@ def calibration(
     device: Annotated[str | None, typer.Option(help="Show this device's sensors and history.")] = None,
     limit: LimitOpt = 20,
     json: JsonOpt = False,
+    fresh: FreshOpt = False,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Sensors drifting from their co-located neighbours, and the recalibration schedule."""
     from pymonitor.actors.fleet_roles import CalibrationOptions
 
     options = CalibrationOptions(days=days, interval_days=interval_days, device=device, limit=limit)
-    a = _answer(db, now, json, lambda s, t: s.calibration(t, options))
+    a = _answer(db, "calibration", options, now, fresh, max_age, json)
     if a is None:
         return
     typer.echo(f"calibration at {_day(a['now_ms'])}: {a['sensors']:,} sensors; {_counts(a['statuses'])}")
@@ -220,12 +203,14 @@ def environment(
     bin_hours: Annotated[float, typer.Option(min=0.1, help="Readings are averaged per bin of this length.")] = 1.0,
     limit: LimitOpt = 20,
     json: JsonOpt = False,
+    fresh: FreshOpt = False,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Failure rate ratios for heat, humidity and vibration, with 95% intervals, and recommendations."""
     from pymonitor.actors.fleet_roles import EnvironmentOptions
 
     options = EnvironmentOptions(days=days, bin_hours=bin_hours, limit=limit)
-    a = _answer(db, now, json, lambda s, t: s.environment(t, options))
+    a = _answer(db, "environment", options, now, fresh, max_age, json)
     if a is None:
         return
     typer.echo(f"environment at {_day(a['now_ms'])}: {a['devices_analysed']:,} devices analysed")
@@ -252,6 +237,8 @@ def gateways(
     target_util: Annotated[float, typer.Option(help="Stop moving once the worst gateway is under this.")] = 0.8,
     limit: LimitOpt = 20,
     json: JsonOpt = False,
+    fresh: FreshOpt = False,
+    max_age: MaxAgeOpt = None,
 ) -> None:
     """Devices and traffic per gateway, imbalance, bottlenecks and a rebalancing plan."""
     from pymonitor.actors.fleet_roles import FleetQueryError, GatewayOptions
@@ -263,7 +250,7 @@ def gateways(
     except FleetQueryError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    a = _answer(db, now, json, lambda s, t: s.gateways(t, options))
+    a = _answer(db, "gateways", options, now, fresh, max_age, json)
     if a is None:
         return
     if a["plan"] is None:

@@ -20,13 +20,15 @@ REQUIRED = (
 
 
 def test_a_small_fleet_bench_prints_one_json_object_with_every_key(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--seed", "3", "--json", "--small", "--devices", "120", "--days", "5", "--queries", "1"]
+    argv = ["--seed", "3", "--json", "--small", "--devices", "120", "--days", "5", "--queries", "2"]
+    argv += ["--fresh-queries", "1"]
     argv += ["--live-s", "1", "--rate", "400", "--analyse-every", "0.3"]
     assert fleet.main(argv) == 0
     result = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(REQUIRED) <= set(result)
     assert result["bench"] == "fleet" and result["seed"] == 3
-    assert result["queries"] == len(fleet.QUERIES)
+    assert result["queries"] == 2 * len(fleet.OPTIONS) and result["fresh_queries"] == len(fleet.OPTIONS)
+    assert set(result["role_analysis_s"]) == set(fleet.OPTIONS)
     assert result["store"]["devices"] == 120 and result["store"]["readings"] > 0
     assert set(result["live_growth_by_role"]) == {"battery", "firmware", "calibration", "environment", "gateways"}
     assert result["live_readings_per_s"] > 0

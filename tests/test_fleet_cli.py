@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pymonitor.actors.fleet_roles import FleetQueryError
+from pymonitor.actors.fleet_roles.answers import parse_now
 from pymonitor.bench.fleet import StoreWriter, build_store
-from pymonitor.cli.fleet import fleet_app, parse_now
+from pymonitor.cli.fleet import fleet_app
 
 ROLES = ("battery", "firmware", "calibration", "environment", "gateways")
 

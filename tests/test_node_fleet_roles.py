@@ -6,6 +6,8 @@ from pathlib import Path
 
 from conftest import MosquittoBroker, wait_for
 
+from pymonitor.actors.fleet_roles import GatewayOptions
+from pymonitor.actors.fleet_roles.answers import ask
 from pymonitor.actors.runtime.node import start_node
 from pymonitor.deploy.config import parse_config
 
@@ -36,5 +38,9 @@ def test_a_hub_with_fleet_roles_feeds_every_role_the_readings_it_receives(
         stats = roles.stats()
         assert all(stats[name]["dropped_readings"] == 0 for name in ("battery", "calibration", "environment"))
         assert all(stats[name].get("failures", 0) == 0 for name in stats if name != "refused_frames")
+        # An analysis (on demand here; every 300 s on its own) keeps the answer the CLI then serves.
+        roles.analyse("gateways")
+        answer = ask(tmp_path / "hub.db", "gateways", GatewayOptions())
+        assert answer["source"]["kind"] == "role" and answer["plan"] is None  # no inventory imported
     finally:
         node.stop()

@@ -27,6 +27,7 @@ from pymonitor.actors.battery import depletion_alerts as core_alerts
 from pymonitor.actors.battery import replacement_plan as core_plan
 from pymonitor.store.fleet_data import FleetData
 
+from .answers import limited
 from .grid import DAY_MS, aligned, inventory_rows, label_int, padded
 
 VOLTAGE_METRIC = "battery_v"
@@ -109,7 +110,7 @@ def query(data: FleetData, now_ms: int, options: BatteryOptions) -> dict[str, An
     found = alerts(a, options)
     depletion = [x for x in found if not isinstance(x, BatteryDataAlert)]
     no_data = [x for x in found if isinstance(x, BatteryDataAlert)]
-    return {
+    answer: dict[str, Any] = {
         "role": "battery",
         "now_ms": now_ms,
         "devices": len(f),
@@ -119,7 +120,7 @@ def query(data: FleetData, now_ms: int, options: BatteryOptions) -> dict[str, An
         "rates": {
             "battery_type": [_rate(g) for g in rates_by_group(f, f.chemistries)],
             "site": [_rate(g) for g in rates_by_group(f, a.sites)],
-            "location": [_rate(g) for g in rates_by_group(f, a.locations)][: options.limit],
+            "location": [_rate(g) for g in rates_by_group(f, a.locations)],
         },
         "alerts": [
             {
@@ -131,12 +132,11 @@ def query(data: FleetData, now_ms: int, options: BatteryOptions) -> dict[str, An
                 "empty_by_ms": x.empty_by_ms,
                 "criticality": x.criticality,
             }
-            for x in depletion[: options.limit]
+            for x in depletion
         ],
         "alerts_total": len(depletion),
         "cannot_forecast": [
-            {"device": x.device, "site": x.site, "status": str(x.status), "quarantined": x.quarantined}
-            for x in no_data[: options.limit]
+            {"device": x.device, "site": x.site, "status": str(x.status), "quarantined": x.quarantined} for x in no_data
         ],
         "trips": [
             {
@@ -153,11 +153,12 @@ def query(data: FleetData, now_ms: int, options: BatteryOptions) -> dict[str, An
                     for r in t.replacements
                 ],
             }
-            for t in trips[: options.limit]
+            for t in trips
         ],
         "trips_total": len(trips),
         "forecasts": [_forecast(f, i) for i in range(len(f))] if options.device else [],
     }
+    return limited("battery", answer, options.limit)
 
 
 def _forecast(f: FleetForecast, i: int) -> dict[str, Any]:

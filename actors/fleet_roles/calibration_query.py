@@ -18,6 +18,7 @@ import numpy as np
 from pymonitor.actors.calibration.drift import DRIFT_STATUSES, VALID_RANGE, DriftResult, DriftStatus, detect_drift
 from pymonitor.store.fleet_data import FleetData
 
+from .answers import limited
 from .errors import check_positive
 from .grid import DAY_MS, HOUR_MS, binned
 
@@ -96,7 +97,7 @@ def query(data: FleetData, now_ms: int, options: CalibrationOptions) -> dict[str
             due.append({"device": device, "metric": metrics[i], "due_ms": last[-1] + interval_ms, "reason": "interval"})
     due.sort(key=lambda d: (d["due_ms"], d["device"], d["metric"]))
     rows = [i for i, d in enumerate(result.devices) if d == options.device] if options.device else []
-    return {
+    answer: dict[str, Any] = {
         "role": "calibration",
         "now_ms": now_ms,
         "sensors": len(result.devices),
@@ -104,8 +105,8 @@ def query(data: FleetData, now_ms: int, options: CalibrationOptions) -> dict[str
         "quarantined": int(result.quarantined.sum()),
         "skipped": {"sensors_not_in_inventory": unlisted},
         "drifting_total": len(drifting),
-        "drifting": drifting[: options.limit],
-        "schedule": due[: options.limit],
+        "drifting": drifting,
+        "schedule": due,
         "sensor": [
             {
                 "device": result.devices[i],
@@ -117,3 +118,4 @@ def query(data: FleetData, now_ms: int, options: CalibrationOptions) -> dict[str
             for i in rows
         ],
     }
+    return limited("calibration", answer, options.limit)

@@ -17,6 +17,7 @@ import numpy as np
 from pymonitor.actors.environment import EnvironmentData, EnvironmentReport, RateRatio, analyse
 from pymonitor.store.fleet_data import FleetData, Series
 
+from .answers import limited
 from .errors import check_positive
 from .grid import DAY_MS, HOUR_MS, binned
 
@@ -99,11 +100,11 @@ def _failures(
 def query(data: FleetData, now_ms: int, options: EnvironmentOptions) -> dict[str, Any]:
     report, skipped = analysis(data, now_ms, options)
     significant = [e for e in report.site_effects if e.adjusted.significant]
-    return {
+    answer: dict[str, Any] = {
         "role": "environment",
         "now_ms": now_ms,
         "devices_analysed": report.devices_analysed,
-        "recommendations": list(report.recommendations[: options.limit]),
+        "recommendations": list(report.recommendations),
         "fleet": {name: _ratio(r) for name, r in report.fleet.items()},
         "site_effects": [
             {
@@ -113,11 +114,12 @@ def query(data: FleetData, now_ms: int, options: EnvironmentOptions) -> dict[str
                 "adjusted": _ratio(e.adjusted),
                 "crude": _ratio(e.crude),
             }
-            for e in significant[: options.limit]
+            for e in significant
         ],
         "quarantined": dict(report.quarantined),
         "skipped": skipped,
     }
+    return limited("environment", answer, options.limit)
 
 
 def _ratio(r: RateRatio) -> dict[str, Any]:

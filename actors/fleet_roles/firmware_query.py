@@ -33,6 +33,7 @@ from pymonitor.actors.firmware import (
 )
 from pymonitor.store.fleet_data import FleetData
 
+from .answers import limited
 from .errors import FleetQueryError
 
 REPORT_KIND = "firmware.report"
@@ -178,7 +179,7 @@ def query(data: FleetData, now_ms: int, options: FirmwareOptions) -> dict[str, A
     rejected = dict(inventory.rejected)
     if bad:
         rejected["bad_details"] = bad
-    return {
+    answer: dict[str, Any] = {
         "role": "firmware",
         "now_ms": now_ms,
         "versions": [
@@ -186,11 +187,9 @@ def query(data: FleetData, now_ms: int, options: FirmwareOptions) -> dict[str, A
             for (model, site), counts in sorted(inventory.versions().items())
         ],
         "outdated_total": len(outdated),
-        "outdated": outdated[: options.limit],
+        "outdated": outdated,
         "vulnerable_total": len(vulnerable),
-        "vulnerable": [{"device": d, "advisories": list(ids)} for d, ids in sorted(vulnerable.items())][
-            : options.limit
-        ],
+        "vulnerable": [{"device": d, "advisories": list(ids)} for d, ids in sorted(vulnerable.items())],
         "rollouts": [
             {"rollout": p.rollout, "done": p.done, "pending": p.pending, "failed": p.failed}
             for p in inventory.rollout_progress()
@@ -205,7 +204,7 @@ def query(data: FleetData, now_ms: int, options: FirmwareOptions) -> dict[str, A
             }
             for g in inventory.consistency()
             if g.majority_share < 1.0
-        ][: options.limit],
+        ],
         "unauthorised_total": len(changes),
         "unauthorised": [
             {
@@ -217,8 +216,9 @@ def query(data: FleetData, now_ms: int, options: FirmwareOptions) -> dict[str, A
                 "current": c.current,
                 "reason": c.reason,
             }
-            for c in changes[-options.limit :]
+            for c in changes
         ],
         "rejected": rejected,
         "approved_file": str(options.approved) if options.approved else None,
     }
+    return limited("firmware", answer, options.limit)

@@ -17,6 +17,7 @@ import numpy as np
 from pymonitor.actors.gateways import Deployment, LoadReport, RebalancePlan, analyse, clean, rebalance
 from pymonitor.store.fleet_data import FleetData, Inventory
 
+from .answers import limited
 from .errors import FleetQueryError, check_positive
 from .grid import HOUR_MS
 
@@ -128,7 +129,7 @@ def query(data: FleetData, now_ms: int, options: GatewayOptions) -> dict[str, An
         return {"role": "gateways", "now_ms": now_ms, "gateways": [], "bottlenecks": [], "moves": [], "plan": None}
     r, p = a.report, a.plan
     order = np.argsort(-r.utilisation, kind="stable")
-    return {
+    answer: dict[str, Any] = {
         "role": "gateways",
         "now_ms": now_ms,
         "gateways_total": len(a.gateways),
@@ -143,11 +144,11 @@ def query(data: FleetData, now_ms: int, options: GatewayOptions) -> dict[str, An
                 "utilisation": round(float(r.utilisation[g]), 3),
                 "weak_link_share": round(float(r.weak_link_share[g]), 3),
             }
-            for g in order[: options.limit].tolist()
+            for g in order.tolist()
         ],
         "bottlenecks": [
             {"gateway": a.gateways[b.gateway], "utilisation": round(b.utilisation, 3), "reasons": list(b.reasons)}
-            for b in r.bottlenecks[: options.limit]
+            for b in r.bottlenecks
         ],
         "bottlenecks_total": len(r.bottlenecks),
         "plan": {
@@ -164,7 +165,8 @@ def query(data: FleetData, now_ms: int, options: GatewayOptions) -> dict[str, An
                 "to": a.gateways[m.to_gateway],
                 "quality": round(m.quality, 3),
             }
-            for m in p.moves[: options.limit]
+            for m in p.moves
         ],
         "quarantined": a.bad_reach,
     }
+    return limited("gateways", answer, options.limit)

@@ -9,6 +9,7 @@ its own backlog instead of stalling the feeder, the hub or the other roles.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -19,12 +20,14 @@ from pymonitor.actors.runtime.clock import Clock
 from pymonitor.actors.runtime.intake import Inbound, accept
 from pymonitor.actors.runtime.supervisor import Supervisor
 from pymonitor.messages import MAX_FRAME_BYTES, Event, ReadingBatch
+from pymonitor.store.fleet_answers import AnswerStore, answers_path
 
 from .actor import Analyse, EventSink, GetRoleStats, RoleActor, Wake
+from .answers import options_key
 from .battery_query import BatteryOptions
 from .calibration_query import CalibrationOptions
 from .environment_query import EnvironmentOptions
-from .firmware_query import Approved, build
+from .firmware_query import Approved, FirmwareOptions, build
 from .gateways_query import GatewayOptions
 from .inbox import CAPACITY_READINGS, RoleInbox
 from .live import Item, Readings
@@ -49,26 +52,37 @@ RoleMaker = Callable[[], LiveRole]
 
 
 def store_roles(db_path: Path, node: str, approved: Approved | None = None) -> dict[str, RoleMaker]:
-    """Role factories whose analyses query the hub store at ``db_path`` (each opens its own read-only connection)."""
+    """Role factories whose analyses query the hub store at ``db_path`` (each opens its own read-only connection).
 
-    def asking(kind: type[LiveRole], ask: Callable[[FleetService, int], dict[str, Any]]) -> RoleMaker:
+    Each analysis also keeps its answer in the answers file beside the store
+    (:func:`~pymonitor.store.fleet_answers.answers_path`), which is what ``pymonitor fleet ...`` serves.
+    """
+
+    def asking(kind: type[LiveRole], role: str, options: Any) -> RoleMaker:
         def make() -> LiveRole:
             service = FleetService(db_path)
-            return kind(node, lambda now: ask(service, now))
+            answers = AnswerStore(answers_path(db_path))
+            key = options_key(options)
+
+            def query(now_ms: int) -> dict[str, Any]:
+                start = time.perf_counter()
+                answer = service.ask(role, now_ms, options)
+                answers.put(role, key, now_ms, (time.perf_counter() - start) * 1000, answer)
+                return answer
+
+            if kind is FirmwareRole:  # judges reports as they come: needs the store's inventory first
+                inventory, _, _ = build(service.data, approved or Approved())
+                return FirmwareRole(node, query, inventory)
+            return kind(node, query)
 
         return make
 
-    def firmware() -> LiveRole:
-        with FleetService(db_path) as s:
-            inventory, _, _ = build(s.data, approved or Approved())
-        return FirmwareRole(node, None, inventory)
-
     return {
-        "battery": asking(BatteryRole, lambda s, now: s.battery(now, BatteryOptions(limit=ALL))),
-        "firmware": firmware,
-        "calibration": asking(CalibrationRole, lambda s, now: s.calibration(now, CalibrationOptions(limit=ALL))),
-        "environment": asking(EnvironmentRole, lambda s, now: s.environment(now, EnvironmentOptions(limit=ALL))),
-        "gateways": asking(GatewaysRole, lambda s, now: s.gateways(now, GatewayOptions(limit=ALL))),
+        "battery": asking(BatteryRole, "battery", BatteryOptions(limit=ALL)),
+        "firmware": asking(FirmwareRole, "firmware", FirmwareOptions(limit=ALL)),
+        "calibration": asking(CalibrationRole, "calibration", CalibrationOptions(limit=ALL)),
+        "environment": asking(EnvironmentRole, "environment", EnvironmentOptions(limit=ALL)),
+        "gateways": asking(GatewaysRole, "gateways", GatewayOptions(limit=ALL)),
     }
 
 

@@ -23,6 +23,14 @@ from .firmware_query import FirmwareOptions
 from .gateways_query import GatewayOptions
 
 BUSY_TIMEOUT_MS = 5_000
+ROLE_OPTIONS: dict[str, Any] = {
+    "battery": BatteryOptions,
+    "firmware": FirmwareOptions,
+    "calibration": CalibrationOptions,
+    "environment": EnvironmentOptions,
+    "gateways": GatewayOptions,
+}
+"""Each role's options class; ``ROLE_OPTIONS[role]()`` is what ``pymonitor fleet ROLE`` asks by default."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -62,6 +70,20 @@ class FleetService:
         """Timestamp of the newest reading (a scan: the readings table has no time index on the hub)."""
         row = self.conn.execute("SELECT MAX(ts_ms) FROM readings").fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def ask(self, role: str, now_ms: int, options: Any) -> dict[str, Any]:
+        """The query of ``role`` (one of the methods below, by name) with its options."""
+        queries: dict[str, Any] = {
+            "battery": self.battery,
+            "firmware": self.firmware,
+            "calibration": self.calibration,
+            "environment": self.environment,
+            "gateways": self.gateways,
+        }
+        if role not in queries:
+            raise FleetQueryError(f"role: expected one of {', '.join(queries)}, got {role!r}")
+        answer: dict[str, Any] = queries[role](now_ms, options)
+        return answer
 
     def battery(self, now_ms: int, options: BatteryOptions | None = None) -> dict[str, Any]:
         return battery_query.query(self.data, now_ms, options or BatteryOptions())
