@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pymonitor.actors.rollout import (
@@ -364,6 +364,7 @@ def test_each_wave_runs_at_its_own_concurrency() -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@example(answers=["applied"], rollback_silent=set(), abort_at=0, timeout_mode="failed")  # aborted before any apply
 @given(
     answers=st.lists(
         st.sampled_from(["applied", "failed", "health_failed", "silent", "late"]), min_size=1, max_size=60
@@ -412,7 +413,7 @@ def test_any_run_ends_with_every_device_accounted_for_and_none_applied_twice(
             break
     status = engine.status()
     assert status.state in ("completed", "aborted")
-    assert Counter(c.device for c in sent if c.action == "apply").most_common(1)[0][1] == 1
+    assert max(Counter(c.device for c in sent if c.action == "apply").values(), default=0) <= 1  # none twice
     counted = status.pending + status.in_flight + status.applied + status.failed + status.health_failed
     counted += status.timed_out + status.rollback_pending + status.rolled_back + status.rollback_unconfirmed
     assert counted == n
