@@ -15,7 +15,7 @@ import pytest
 from test_api_support import make_api
 from typer.testing import CliRunner
 
-from pymonitor.actors.fleet_roles import BatteryOptions, FleetService, GatewayOptions, store_roles
+from pymonitor.actors.fleet_roles import BatteryOptions, FleetQueryError, FleetService, GatewayOptions, store_roles
 from pymonitor.actors.fleet_roles.answers import CUTS, ask, limited, options_key
 from pymonitor.bench.fleet import OPTIONS, build_store
 from pymonitor.cli.fleet import fleet_app
@@ -129,3 +129,11 @@ def test_the_api_serves_each_roles_stored_answer_and_never_computes_one(
     assert got.status_code == 503 and "fleet_roles" in got.json()["error"]
     nohub = make_api(tmp_path / "api3")
     assert nohub.client.get("/v1/fleet/gateways", headers=nohub.auth()).json()["field"] == "hub_db"
+
+
+def test_an_unknown_role_is_refused_by_name(analysed: tuple[Path, int]) -> None:
+    path, now = analysed
+    with FleetService(path) as service, pytest.raises(FleetQueryError, match="role: expected one of battery"):
+        service.ask("weather", now, GatewayOptions())
+    with pytest.raises(FleetQueryError, match="got 'weather'"):
+        ask(path, "weather", GatewayOptions())
