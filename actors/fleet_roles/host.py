@@ -9,6 +9,7 @@ its own backlog instead of stalling the feeder, the hub or the other roles.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,11 +64,13 @@ def store_roles(db_path: Path, node: str, approved: Approved | None = None) -> d
             service = FleetService(db_path)
             answers = AnswerStore(answers_path(db_path))
             key = options_key(options)
+            one_at_a_time = threading.Lock()  # a tick's worker and an on-demand analysis share the connections
 
             def query(now_ms: int) -> dict[str, Any]:
-                start = time.perf_counter()
-                answer = service.ask(role, now_ms, options)
-                answers.put(role, key, now_ms, (time.perf_counter() - start) * 1000, answer)
+                with one_at_a_time:
+                    start = time.perf_counter()
+                    answer = service.ask(role, now_ms, options)
+                    answers.put(role, key, now_ms, (time.perf_counter() - start) * 1000, answer)
                 return answer
 
             if kind is FirmwareRole:  # judges reports as they come: needs the store's inventory first
