@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 import pytest
 
@@ -18,6 +19,8 @@ def test_battery_bench_scores_forecasts_against_the_truth() -> None:
     # Knowing the present exactly but not the weather to come: a ceiling, and above what the forecast gets.
     assert 0 < result["weather_ceiling_within_15pct"] <= 1 and result["weather_ceiling_futures"] == 8
     assert sum(c["devices"] for c in result["weather_ceiling_by_chemistry"].values()) == scored["devices"]
+    # The best point per device, chosen on the futures themselves, hits at least as often as their median.
+    assert result["weather_ceiling_within_15pct"] - 0.1 <= result["weather_best_point_within_15pct"] <= 1
     assert sum(result["statuses"].values()) == 400
     orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -33,3 +36,12 @@ def test_battery_bench_main_prints_one_json_object_with_the_range(capsys: pytest
 def test_battery_bench_without_futures_reports_no_ceiling() -> None:
     result = fleet_battery.run(3, devices=200, days=20, extra_days=40, futures=0)
     assert result["weather_ceiling_within_15pct"] is None and result["weather_ceiling_futures"] == 0
+    assert result["weather_best_point_within_15pct"] is None
+
+
+def test_the_best_point_lands_within_15_percent_of_the_most_futures_it_can() -> None:
+    futures = np.array([[10.0, np.inf, 5.0], [11.0, -1.0, 5.0], [20.0, np.nan, 30.0], [13.5, 2.0, 30.0]])
+    # Device 0: one point covers 10, 11 and 13.5 (13.5 / 10 < 1.15 / 0.85) but never 20 as well: 3 of 4.
+    # Device 1: only 2.0 can be hit: 1 of 4. Device 2: 5 and 5, or 30 and 30: 2 of 4.
+    assert fleet_battery.best_point_share(futures) == round((3 / 4 + 1 / 4 + 2 / 4) / 3, 4)
+    assert fleet_battery.best_point_share(futures[:, :0]) is None
