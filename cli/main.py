@@ -12,9 +12,8 @@ import typer
 
 from pymonitor import __version__
 
-from .alerts import alerts_app, notify_app
-from .api import api_app
 from .config import app as config_app
+from .extras import missing_extra
 from .fleet import fleet_app
 from .fleet_import import app as import_app
 from .output import fail, print_json
@@ -446,10 +445,17 @@ def storage_plan(
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(import_app, name="import")
 app.add_typer(fleet_app, name="fleet")
-app.add_typer(alerts_app, name="alerts")
-app.add_typer(notify_app, name="notify")
 app.add_typer(config_app, name="config")
-app.add_typer(api_app, name="api")
+try:
+    from .alerts import alerts_app, notify_app
+    from .api import api_app
+except ImportError as missing:  # the core install: these say which extra to add, the rest of the CLI works
+    for group in ("alerts", "notify", "api"):
+        missing_extra(app, group, "alerts,api" if group == "api" else "alerts", missing)
+else:
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(notify_app, name="notify")
+    app.add_typer(api_app, name="api")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
