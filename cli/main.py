@@ -467,7 +467,11 @@ def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmar
     if runner is None:
         fail(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
         return
-    raise typer.Exit(runner(list(ctx.args)))
+    try:
+        code = runner(list(ctx.args))
+    except ImportError as exc:  # a bench of an extra's feature on the core install
+        fail(f"bench {name} needs {exc.name or exc}, which is in an extra: pip install 'pymonitor[dev]' has them all")
+    raise typer.Exit(code)
 
 
 def main() -> None:

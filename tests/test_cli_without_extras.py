@@ -47,6 +47,8 @@ def test_an_extra_only_command_says_which_extra_to_install() -> None:
     assert "holidays" in alerts.stderr
     api = _cli("api", "serve")
     assert api.returncode == 2 and "pymonitor[alerts,api]" in api.stderr
+    bench = _cli("bench", "alerts")
+    assert bench.returncode == 2 and "bench alerts needs holidays, which is in an extra" in bench.stderr
 
 
 def test_with_the_extras_the_same_commands_are_the_real_ones() -> None:
