@@ -193,10 +193,6 @@ def build_store(path: Path, seed: int, devices: int, days: int) -> dict[str, Any
     }
 
 
-OPTIONS = ROLE_OPTIONS
-"""Each role's CLI defaults: what ``pymonitor fleet ROLE --db hub.db --json`` asks."""
-
-
 def analyse_once(path: Path, now_ms: int) -> dict[str, float]:
     """Each role's analysis as its actor runs it (every row, the answer kept beside the store); seconds each."""
     seconds: dict[str, float] = {}
@@ -213,11 +209,11 @@ Timings = tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[s
 
 def _timed(call: Callable[[str], dict[str, Any]], repeats: int) -> Timings:
     """Wall and CPU ms of ``call(role)``, ``repeats`` times round the roles; and the answers' sources."""
-    wall: dict[str, list[float]] = {name: [] for name in OPTIONS}
-    cpu: dict[str, list[float]] = {name: [] for name in OPTIONS}
-    sources: dict[str, list[str]] = {name: [] for name in OPTIONS}
+    wall: dict[str, list[float]] = {name: [] for name in ROLE_OPTIONS}
+    cpu: dict[str, list[float]] = {name: [] for name in ROLE_OPTIONS}
+    sources: dict[str, list[str]] = {name: [] for name in ROLE_OPTIONS}
     for _ in range(repeats):
-        for name in OPTIONS:
+        for name in ROLE_OPTIONS:
             start, cpu_start = time.perf_counter(), time.process_time()
             answer = call(name)
             wall[name].append((time.perf_counter() - start) * 1000)
@@ -239,11 +235,11 @@ def time_queries(path: Path, now_ms: int, repeats: int, fresh_repeats: int) -> d
     is the figure; CPU time (this process) is reported next to it because the machine is shared.
     """
     analysis_s = analyse_once(path, now_ms)
-    wall, cpu, sources = _timed(lambda role: ask(path, role, OPTIONS[role]()), repeats)
+    wall, cpu, sources = _timed(lambda role: ask(path, role, ROLE_OPTIONS[role]()), repeats)
     if any(kind != "role" for kinds in sources.values() for kind in kinds):
         raise RuntimeError(f"a query was not served from its role's answer: {sources}")
     fresh_wall, fresh_cpu, _ = _timed(
-        lambda role: ask(path, role, OPTIONS[role](), fresh=True, clock=lambda: now_ms), fresh_repeats
+        lambda role: ask(path, role, ROLE_OPTIONS[role](), fresh=True, clock=lambda: now_ms), fresh_repeats
     )
     every = [ms for times in wall.values() for ms in times]
     fresh_every = [ms for times in fresh_wall.values() for ms in times]

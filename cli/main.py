@@ -13,7 +13,7 @@ import typer
 from pymonitor import __version__
 
 from .config import app as config_app
-from .extras import missing_extra
+from .extras import ANY_ARGUMENTS, missing_extra
 from .fleet import fleet_app
 from .fleet_import import app as import_app
 from .output import fail, print_json
@@ -458,7 +458,7 @@ else:
     app.add_typer(api_app, name="api")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings=ANY_ARGUMENTS)
 def bench(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Benchmark: ingest.")]) -> None:
     """Run a benchmark; it prints one JSON object as its last line (see docs/benchmarks.md)."""
     from pymonitor.bench import BENCHMARKS

@@ -39,6 +39,11 @@ def answers_path(hub_db: str | Path) -> Path:
     return hub.with_name(f"{hub.stem}.fleet-answers.db")
 
 
+def wall_ms() -> int:
+    """The wall clock in ms: how stale an answer is, whatever clock the node that wrote it runs."""
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredAnswer:
     role: str
@@ -48,10 +53,9 @@ class StoredAnswer:
     elapsed_ms: float
     answer: dict[str, Any]
 
-    def age_s(self, wall_ms: int | None = None) -> float:
+    def age_s(self, now_ms: int | None = None) -> float:
         """Seconds since the answer was written (by the wall clock)."""
-        wall = time.time_ns() // 1_000_000 if wall_ms is None else wall_ms
-        return max(0.0, (wall - self.computed_ms) / 1000)
+        return max(0.0, ((wall_ms() if now_ms is None else now_ms) - self.computed_ms) / 1000)
 
 
 class AnswerStore:
@@ -83,7 +87,7 @@ class AnswerStore:
         blob = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
         self.conn.execute(
             "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-            (role, options, now_ms, time.time_ns() // 1_000_000, elapsed_ms, blob),
+            (role, options, now_ms, wall_ms(), elapsed_ms, blob),
         )
 
     def get(self, role: str, options: str) -> StoredAnswer | None:

@@ -27,8 +27,8 @@ def test_a_small_fleet_bench_prints_one_json_object_with_every_key(capsys: pytes
     result = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(REQUIRED) <= set(result)
     assert result["bench"] == "fleet" and result["seed"] == 3
-    assert result["queries"] == 2 * len(fleet.OPTIONS) and result["fresh_queries"] == len(fleet.OPTIONS)
-    assert set(result["role_analysis_s"]) == set(fleet.OPTIONS)
+    assert result["queries"] == 2 * len(fleet.ROLE_OPTIONS) and result["fresh_queries"] == len(fleet.ROLE_OPTIONS)
+    assert set(result["role_analysis_s"]) == set(fleet.ROLE_OPTIONS)
     assert result["store"]["devices"] == 120 and result["store"]["readings"] > 0
     assert set(result["live_growth_by_role"]) == {"battery", "firmware", "calibration", "environment", "gateways"}
     assert result["live_readings_per_s"] > 0

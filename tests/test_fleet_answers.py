@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from pymonitor.actors.fleet_roles import BatteryOptions, FleetQueryError, FleetService, GatewayOptions, store_roles
 from pymonitor.actors.fleet_roles.answers import CUTS, ask, limited, options_key
-from pymonitor.bench.fleet import OPTIONS, build_store
+from pymonitor.actors.fleet_roles.service import ROLE_OPTIONS
+from pymonitor.bench.fleet import build_store
 from pymonitor.cli.fleet import fleet_app
 from pymonitor.store.fleet_answers import AnswerStore, answers_path
 
@@ -43,10 +44,10 @@ def test_a_stored_answer_cut_to_a_limit_is_the_answer_computed_with_that_limit(
     analysed: tuple[Path, int], role: str, limit: int
 ) -> None:
     path, now = analysed
-    served = ask(path, role, OPTIONS[role](limit=limit))
+    served = ask(path, role, ROLE_OPTIONS[role](limit=limit))
     assert served["source"]["kind"] == "role"
     with FleetService(path) as service:
-        computed = service.ask(role, now, OPTIONS[role](limit=limit))
+        computed = service.ask(role, now, ROLE_OPTIONS[role](limit=limit))
     # Through JSON both: what the CLI prints (tuples become lists, as they do on disk).
     assert orjson.loads(orjson.dumps(_without_source(served))) == orjson.loads(orjson.dumps(computed))
 

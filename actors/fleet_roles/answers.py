@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from pymonitor.store.fleet_answers import AnswerStore, StoredAnswer, answers_path
+from pymonitor.store.fleet_answers import AnswerStore, StoredAnswer, answers_path, wall_ms
 
 from .errors import FleetQueryError
 
@@ -97,10 +97,6 @@ def parse_now(text: str | None, latest: Callable[[], int | None], clock: Callabl
     return int(moment.timestamp() * 1000)
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def stored(db: Path, role: str, options: Any, max_age_s: float = MAX_AGE_S) -> StoredAnswer | None:
     """The role actor's latest answer for ``options`` if it has one no older than ``max_age_s``."""
     store = AnswerStore.reader(answers_path(db))
@@ -138,7 +134,7 @@ def ask(
     clock: Callable[[], int] = wall_ms,
 ) -> dict[str, Any]:
     """What ``pymonitor fleet ROLE`` answers (see the module docstring); a :class:`FleetQueryError` if it cannot."""
-    from .service import FleetService  # the cores (numpy and all): only when an answer must be computed
+    from .service import FleetService  # here, not at the top: the service's queries import this module
 
     if not fresh and now is None and role in CUTS and fleet_wide(options):
         found = stored(db, role, options, MAX_AGE_S if max_age_s is None else max_age_s)
