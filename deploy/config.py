@@ -68,8 +68,10 @@ class HubSection(msgspec.Struct, forbid_unknown_fields=True):
     # desired configs are signed with signing_key and published retained to each node.
     config_db: str | None = None
     # Fleet-health roles (actors/fleet_roles/, docs/fleet.md): battery, firmware, calibration, environment and
-    # gateway load, fed from the hub's stream; their events go up as event.v1.
+    # gateway load, fed from the hub's stream; their events go up as event.v1. Each analyses the whole fleet
+    # every fleet_analyse_every_s (and a minute after start); `pymonitor fleet ...` serves the latest answer.
     fleet_roles: bool = False
+    fleet_analyse_every_s: PositiveFloat = 300.0
     # Alerting (actors/alerting/, docs/alerting.md): its TOML file turns the alerting role on beside the hub;
     # every alert, notification and acknowledgement goes to alerts_db.
     alerting_config: str | None = None

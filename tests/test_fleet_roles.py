@@ -41,7 +41,7 @@ from pymonitor.actors.fleet_roles.roles import (
     FirmwareRole,
     GatewaysRole,
 )
-from pymonitor.actors.runtime.clock import RealClock
+from pymonitor.actors.runtime.clock import RealClock, SimClock
 from pymonitor.actors.runtime.supervisor import Supervisor
 from pymonitor.bench.fleet import StoreWriter
 from pymonitor.broker import topics
@@ -644,3 +644,33 @@ def test_a_long_analysis_runs_beside_the_stream_and_overlapping_ticks_are_skippe
     release.set()
     wait_for(lambda: raised, what="the analysis's alert")
     assert [e.kind for e in raised] == ["battery.depletion_soon"]
+
+
+def test_a_started_role_analyses_a_minute_in_then_every_period() -> None:
+    clock = SimClock()
+    supervisor = Supervisor(clock)
+    calls: list[int] = []
+
+    def gateways_query(now: int) -> dict[str, Any]:
+        calls.append(now)
+        return {"plan": None}
+
+    start = clock.now_ms()
+    roles = FleetRoles(
+        supervisor, clock, plain_roles("hub", {"gateways": gateways_query}), lambda _: None, analyse_every_s=300.0
+    ).start()
+    try:
+        roles.stats()  # answered once every actor has started (and set its first timer)
+        clock.advance(59_000)
+        assert calls == []
+        clock.advance(1_000)  # FIRST_ANALYSIS_S after start, not a whole period
+        wait_for(lambda: len(calls) == 1, what="the first analysis")
+        roles.stats()  # answered after the actor handled the tick (and set the next timer)
+        clock.advance(299_000)
+        assert len(calls) == 1
+        clock.advance(1_000)
+        wait_for(lambda: len(calls) == 2, what="the next analysis, a period later")
+        assert [t - start for t in calls] == [60_000, 360_000]
+    finally:
+        roles.stop()
+        supervisor.stop_all()

@@ -26,6 +26,9 @@ from .roles import LiveRole
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
+FIRST_ANALYSIS_S = 60.0
+"""A (re)started role analyses this soon, not a whole period later: the CLI and the API serve its answer,
+and a hub that restarted has the store's history to analyse. Not at once: a restart has a backlog to take in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class RoleActor(SupervisedActor):
         self.role = self.make_role()
         if self.inbox.rearm():
             self.actor_ref.tell(Wake())
-        self._schedule()
+        self._schedule(first=True)
 
     def on_stop(self) -> None:
         if self._timer is not None:
@@ -97,11 +100,12 @@ class RoleActor(SupervisedActor):
             self._timer.cancel()
         super().on_failure(*args)
 
-    def _schedule(self) -> None:
+    def _schedule(self, first: bool = False) -> None:
         if self.analyse_every_s is None:
             return
+        delay = min(self.analyse_every_s, FIRST_ANALYSIS_S) if first else self.analyse_every_s
         ref = self.actor_ref
-        self._timer = self.clock.call_later(self.analyse_every_s, lambda: tell_if_alive(ref, Analyse()))
+        self._timer = self.clock.call_later(delay, lambda: tell_if_alive(ref, Analyse()))
 
     def on_receive(self, message: Any) -> Any:
         assert self.role is not None

@@ -131,7 +131,7 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
             ),
         ).start()
         if h.fleet_roles:
-            node.fleet_roles = _start_fleet_roles(node, h.db, fleet_name, name)
+            node.fleet_roles = _start_fleet_roles(node, h.db, fleet_name, name, h.fleet_analyse_every_s)
         if config.simulator is not None and not node.hub.bridge.wait_connected(HUB_CONNECT_WAIT_S):
             log.warning("the hub is not connected to %s yet; the simulator's first frames will be resent", address)
     hosts: dict[str, str] = {}  # device -> gateway of a fleet simulated in this node
@@ -207,7 +207,7 @@ def start_node(config: NodeConfig, config_path: str | Path | None = None) -> Run
     return node
 
 
-def _start_fleet_roles(node: RunningNode, db: str, fleet: str, name: str) -> Any:
+def _start_fleet_roles(node: RunningNode, db: str, fleet: str, name: str, every_s: float) -> Any:
     """The fleet-health role actors beside the hub: fed from its stream, their events published as event.v1."""
     from pymonitor.actors.fleet_roles.host import FleetRoles, store_roles
     from pymonitor.broker import topics
@@ -220,7 +220,9 @@ def _start_fleet_roles(node: RunningNode, db: str, fleet: str, name: str) -> Any
     def publish(event: Any) -> None:
         hub.bridge.publish(topics.up(fleet, name, "events"), encode(event))
 
-    roles = FleetRoles(node.supervisor, node.clock, store_roles(Path(db), name), publish, node=f"{name}.fleet").start()
+    roles = FleetRoles(
+        node.supervisor, node.clock, store_roles(Path(db), name), publish, node=f"{name}.fleet", analyse_every_s=every_s
+    ).start()
     hub.on_frame_also = roles.on_frame
     return roles
 
