@@ -73,16 +73,9 @@ class FleetService:
 
     def ask(self, role: str, now_ms: int, options: Any) -> dict[str, Any]:
         """The query of ``role`` (one of the methods below, by name) with its options."""
-        queries: dict[str, Any] = {
-            "battery": self.battery,
-            "firmware": self.firmware,
-            "calibration": self.calibration,
-            "environment": self.environment,
-            "gateways": self.gateways,
-        }
-        if role not in queries:
-            raise FleetQueryError(f"role: expected one of {', '.join(queries)}, got {role!r}")
-        answer: dict[str, Any] = queries[role](now_ms, options)
+        if role not in ROLE_OPTIONS:
+            raise FleetQueryError(f"role: expected one of {', '.join(ROLE_OPTIONS)}, got {role!r}")
+        answer: dict[str, Any] = getattr(self, role)(now_ms, options)
         return answer
 
     def battery(self, now_ms: int, options: BatteryOptions | None = None) -> dict[str, Any]:
